@@ -98,7 +98,7 @@ pub async fn run(
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
     };
-    tonic::transport::Server::builder()
+    let served = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .tcp_nodelay(true)
@@ -106,5 +106,13 @@ pub async fn run(
         .add_service(agent)
         .serve_with_incoming_shutdown(incoming, signal)
         .await
-        .map_err(|e| ServerError::Serve(herald_proto::tls::error_chain(&e)))
+        .map_err(|e| ServerError::Serve(herald_proto::tls::error_chain(&e)));
+    // Session tasks finish on the shutdown signal; wait for them so the
+    // store is closed (and its lock released) when `run` returns.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while Arc::strong_count(&state) > 1 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(state);
+    served
 }

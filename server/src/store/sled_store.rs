@@ -22,7 +22,19 @@ type Reply = oneshot::Sender<Result<(), String>>;
 pub struct SledStore {
     db: sled::Db,
     tree: sled::Tree,
-    writer: std_mpsc::Sender<(Batch, Reply)>,
+    writer: Option<std_mpsc::Sender<(Batch, Reply)>>,
+    writer_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for SledStore {
+    /// Stops the writer after it has synced everything queued, so that the
+    /// store's file lock is released when this returns.
+    fn drop(&mut self) {
+        self.writer.take();
+        if let Some(t) = self.writer_thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl SledStore {
@@ -43,11 +55,11 @@ impl SledStore {
         let (tx, rx) = std_mpsc::channel::<(Batch, Reply)>();
         let writer_tree = tree.clone();
         let writer_db = db.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("herald-store-writer".into())
             .spawn(move || writer(rx, writer_db, writer_tree, data_file, window))
             .map_err(|e| StoreError::Io(format!("cannot start the store writer: {e}")))?;
-        Ok(Arc::new(SledStore { db, tree, writer: tx }))
+        Ok(Arc::new(SledStore { db, tree, writer: Some(tx), writer_thread: Some(thread) }))
     }
 
     /// Total size of the store on disk, for diagnostics.
@@ -161,7 +173,10 @@ impl Store for SledStore {
 
     fn commit(&self, batch: Batch) -> BoxFuture<'static, Result<(), StoreError>> {
         let (tx, rx) = oneshot::channel();
-        let sent = self.writer.send((batch, tx));
+        let sent = match &self.writer {
+            Some(w) => w.send((batch, tx)).map_err(|_| ()),
+            None => Err(()),
+        };
         Box::pin(async move {
             sent.map_err(|_| StoreError::Closed)?;
             rx.await.map_err(|_| StoreError::Closed)?.map_err(StoreError::Io)

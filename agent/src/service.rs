@@ -1,0 +1,248 @@
+//! `herald-agent service`: keeps the computer's one session to the server.
+//! Reconnects with exponential backoff and jitter, says hello with its
+//! presence, sends heartbeats, and reports the logged-in users whenever the
+//! set of connected session parts changes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_proto::pb;
+use herald_proto::pb::agent_service_client::AgentServiceClient;
+use herald_proto::pb::{agent_message, server_message};
+use herald_proto::tls::ServerTrust;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Code;
+
+use crate::backoff::Backoff;
+use crate::local::{LocalUser, Sessions};
+use crate::state::{Identity, StateDir};
+
+#[derive(Clone, Debug)]
+pub struct ServiceOptions {
+    pub state_dir: PathBuf,
+    /// Local socket for session parts; `None` runs without one.
+    pub socket: Option<PathBuf>,
+    pub backoff: Backoff,
+}
+
+/// What the service is doing, for logs, tests and a future status command.
+#[derive(Clone, Debug, Default)]
+pub struct ServiceStatus {
+    pub connected: bool,
+    /// Sessions established since start.
+    pub sessions: u64,
+    /// Connection attempts that failed since start.
+    pub failures: u64,
+    pub last_error: Option<String>,
+    /// The longest reconnect delay used so far.
+    pub longest_delay: Duration,
+    /// Set when the server says this computer was revoked.
+    pub revoked: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    #[error("cannot listen on the local socket {path}: {source}")]
+    Socket { path: String, source: std::io::Error },
+}
+
+enum SessionEnd {
+    /// The session was up and then ended: reconnect after a short jittered pause.
+    AfterWelcome(String),
+    /// Could not establish a session.
+    Failed(String),
+    Revoked(String),
+    Shutdown,
+}
+
+/// Runs until `shutdown` flips to true. `status` is updated as things happen.
+pub async fn run(
+    opts: ServiceOptions,
+    shutdown: watch::Receiver<bool>,
+    status: watch::Sender<ServiceStatus>,
+) -> Result<(), ServiceError> {
+    let identity = StateDir::new(&opts.state_dir).load()?;
+    let sessions = Sessions::new();
+    if let Some(path) = &opts.socket {
+        let listener = crate::local::bind(path)
+            .map_err(|source| ServiceError::Socket { path: path.display().to_string(), source })?;
+        tracing::info!(socket = %path.display(), "listening for session parts");
+        tokio::spawn(crate::local::serve(listener, sessions.clone(), identity.info.computer_id.clone(), shutdown.clone()));
+    }
+    let mut shutdown = shutdown;
+    let mut attempt: u32 = 0;
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let end = run_session(&identity, &sessions, &mut shutdown, &status).await;
+        let delay = match end {
+            SessionEnd::Shutdown => break,
+            SessionEnd::AfterWelcome(why) => {
+                tracing::info!(reason = %why, "session ended; reconnecting");
+                attempt = 0;
+                opts.backoff.random_delay(0)
+            }
+            SessionEnd::Failed(why) => {
+                tracing::warn!(error = %why, attempt, "cannot reach the server");
+                status.send_modify(|s| {
+                    s.failures += 1;
+                    s.last_error = Some(why);
+                });
+                let d = opts.backoff.random_delay(attempt);
+                attempt = attempt.saturating_add(1);
+                d
+            }
+            SessionEnd::Revoked(why) => {
+                tracing::error!(error = %why, "the server revoked this computer; enroll it again with a new token");
+                status.send_modify(|s| {
+                    s.revoked = true;
+                    s.failures += 1;
+                    s.last_error = Some(why);
+                });
+                attempt = attempt.saturating_add(1);
+                opts.backoff.cap
+            }
+        };
+        status.send_modify(|s| {
+            s.connected = false;
+            s.longest_delay = s.longest_delay.max(delay);
+        });
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    status.send_modify(|s| s.connected = false);
+    Ok(())
+}
+
+fn users_pb(users: &[LocalUser]) -> Vec<pb::LoggedInUser> {
+    users.iter().map(|u| pb::LoggedInUser { name: u.name.clone(), uid: u.uid, locked: false }).collect()
+}
+
+fn agent_msg(kind: agent_message::Kind) -> pb::AgentMessage {
+    pb::AgentMessage { kind: Some(kind) }
+}
+
+fn classify(status: &tonic::Status) -> SessionEnd {
+    let text = format!("{}: {}", status.code(), status.message());
+    if status.code() == Code::PermissionDenied && status.message().contains("revoked") {
+        SessionEnd::Revoked(text)
+    } else {
+        SessionEnd::Failed(text)
+    }
+}
+
+async fn run_session(
+    identity: &Identity,
+    sessions: &Arc<Sessions>,
+    shutdown: &mut watch::Receiver<bool>,
+    status: &watch::Sender<ServiceStatus>,
+) -> SessionEnd {
+    let config = match herald_proto::tls::client_config(
+        &ServerTrust::CaPem(identity.ca_pem.clone()),
+        Some(&identity.client),
+    ) {
+        Ok(c) => c,
+        Err(e) => return SessionEnd::Failed(format!("the stored identity is unusable: {e}")),
+    };
+    let channel = tokio::select! {
+        c = herald_proto::tls::connect(&identity.info.server, config) => match c {
+            Ok(c) => c,
+            Err(e) => return SessionEnd::Failed(e.to_string()),
+        },
+        _ = shutdown.changed() => return SessionEnd::Shutdown,
+    };
+    let mut users_rx = sessions.subscribe();
+    let (out_tx, out_rx) = mpsc::channel::<pb::AgentMessage>(64);
+    let hello = pb::Hello {
+        agent_version: crate::VERSION.to_owned(),
+        hostname: crate::hostname(),
+        os: crate::os_description(),
+        users: users_pb(&users_rx.borrow_and_update()),
+        resume_after_seq: 0,
+    };
+    // The channel is new and empty.
+    let _ = out_tx.try_send(agent_msg(agent_message::Kind::Hello(hello)));
+    let mut client = AgentServiceClient::new(channel);
+    let response = tokio::select! {
+        r = client.session(ReceiverStream::new(out_rx)) => r,
+        _ = shutdown.changed() => return SessionEnd::Shutdown,
+    };
+    let mut inbound = match response {
+        Ok(r) => r.into_inner(),
+        Err(s) => return classify(&s),
+    };
+    let welcome = tokio::select! {
+        m = tokio::time::timeout(Duration::from_secs(15), inbound.message()) => m,
+        _ = shutdown.changed() => return SessionEnd::Shutdown,
+    };
+    let heartbeat = match welcome {
+        Ok(Ok(Some(pb::ServerMessage { kind: Some(server_message::Kind::Welcome(w)) }))) => {
+            tracing::info!(computer = %w.computer_id, unit = %w.org_unit_path, "session established");
+            Duration::from_secs(u64::from(w.heartbeat_interval_secs.max(1)))
+        }
+        Ok(Ok(_)) => return SessionEnd::Failed("the server did not welcome the session".into()),
+        Ok(Err(s)) => return classify(&s),
+        Err(_) => return SessionEnd::Failed("no welcome from the server within 15 s".into()),
+    };
+    status.send_modify(|s| {
+        s.connected = true;
+        s.sessions += 1;
+        s.last_error = None;
+    });
+    let mut ticker = tokio::time::interval(heartbeat);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    let silence_limit = heartbeat * 3;
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return SessionEnd::Shutdown,
+            _ = ticker.tick() => {
+                let hb = pb::Heartbeat { agent_time_unix_ms: now_ms() };
+                if out_tx.send(agent_msg(agent_message::Kind::Heartbeat(hb))).await.is_err() {
+                    return SessionEnd::AfterWelcome("the session's send side closed".into());
+                }
+            }
+            changed = users_rx.changed() => {
+                if changed.is_ok() {
+                    let users = users_pb(&users_rx.borrow_and_update());
+                    let p = pb::Presence { users };
+                    if out_tx.send(agent_msg(agent_message::Kind::Presence(p))).await.is_err() {
+                        return SessionEnd::AfterWelcome("the session's send side closed".into());
+                    }
+                }
+            }
+            m = tokio::time::timeout(silence_limit, inbound.message()) => match m {
+                Err(_) => return SessionEnd::AfterWelcome("the server went silent".into()),
+                Ok(Ok(None)) => return SessionEnd::AfterWelcome("the server closed the session".into()),
+                Ok(Err(s)) => return match classify(&s) {
+                    SessionEnd::Failed(t) => SessionEnd::AfterWelcome(t),
+                    other => other,
+                },
+                Ok(Ok(Some(msg))) => match msg.kind {
+                    Some(server_message::Kind::HeartbeatAck(_)) | Some(server_message::Kind::ReceiptAck(_)) => {}
+                    Some(server_message::Kind::Delivery(d)) => {
+                        tracing::info!(item = %d.item_id, seq = d.seq, "delivery received");
+                    }
+                    Some(server_message::Kind::Withdraw(w)) => {
+                        tracing::info!(item = %w.item_id, "item withdrawn");
+                    }
+                    Some(server_message::Kind::Welcome(_)) | None => {}
+                },
+            },
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
