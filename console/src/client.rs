@@ -29,14 +29,19 @@ impl std::fmt::Debug for BearerToken {
 }
 
 impl Interceptor for BearerToken {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(token) = &self.0 {
             let value: MetadataValue<_> = format!("Bearer {token}").parse().map_err(|_| {
                 tonic::Status::unauthenticated(
                     "the saved session token contains characters a header cannot carry; log in again",
                 )
             })?;
-            request.metadata_mut().insert(herald_proto::AUTHORIZATION, value);
+            request
+                .metadata_mut()
+                .insert(herald_proto::AUTHORIZATION, value);
         }
         Ok(request)
     }
@@ -90,7 +95,11 @@ impl AdminClient {
 
     /// Logs in with name and password and keeps the session token for the
     /// calls that follow.
-    pub async fn login(&mut self, name: &str, password: &str) -> Result<pb::LoginResponse, ClientError> {
+    pub async fn login(
+        &mut self,
+        name: &str,
+        password: &str,
+    ) -> Result<pb::LoginResponse, ClientError> {
         let response = self
             .rpc()
             .login(pb::LoginRequest {
@@ -113,7 +122,11 @@ impl AdminClient {
 
     /// Who the caller is and which grants it holds.
     pub async fn whoami(&self) -> Result<pb::AdminInfo, ClientError> {
-        Ok(self.rpc().who_am_i(pb::WhoAmIRequest {}).await?.into_inner())
+        Ok(self
+            .rpc()
+            .who_am_i(pb::WhoAmIRequest {})
+            .await?
+            .into_inner())
     }
 
     /// Every org unit, parents before their children.
@@ -140,7 +153,10 @@ const KNOWN_UNITS_SHOWN: usize = 10;
 /// Finds the org unit `spec` names: a unit id, a path such as
 /// `/Branches/Branch 3` (the leading and a trailing `/` are optional), or
 /// `/` for the root. Ids win over paths.
-pub fn resolve_unit<'a>(units: &'a [pb::OrgUnit], spec: &str) -> Result<&'a pb::OrgUnit, ClientError> {
+pub fn resolve_unit<'a>(
+    units: &'a [pb::OrgUnit],
+    spec: &str,
+) -> Result<&'a pb::OrgUnit, ClientError> {
     let trimmed = spec.trim();
     if trimmed.is_empty() {
         return Err(ClientError::Invalid(
@@ -236,7 +252,10 @@ mod tests {
         let many: Vec<pb::OrgUnit> = (0..13)
             .map(|i| unit(&format!("id{i}"), "", &format!("/U{i}")))
             .collect();
-        let err = resolve_unit(&many, "/x").err().map(|e| e.to_string()).unwrap_or_default();
+        let err = resolve_unit(&many, "/x")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.ends_with("/U9 and 3 more"), "{err}");
 
         let err = resolve_unit(&[], "/x").err().map(|e| e.to_string());
@@ -260,7 +279,12 @@ mod tests {
     fn bearer_token_is_added_only_when_set() {
         let mut bare = BearerToken::default();
         let request = bare.call(tonic::Request::new(())).unwrap();
-        assert!(request.metadata().get(herald_proto::AUTHORIZATION).is_none());
+        assert!(
+            request
+                .metadata()
+                .get(herald_proto::AUTHORIZATION)
+                .is_none()
+        );
 
         let mut with = BearerToken(Some(Arc::from("abc123")));
         let request = with.call(tonic::Request::new(())).unwrap();

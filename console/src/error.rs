@@ -25,13 +25,14 @@ pub enum ClientError {
     /// duration or org unit that does not exist).
     #[error("{0}")]
     Invalid(String),
-    /// A local file could not be read or written.
-    #[error("cannot {action} {}: {source}", path.display())]
+    /// A local file could not be read or written. The I/O error is part of
+    /// the message (and deliberately not a `source`, so chains do not show it
+    /// twice).
+    #[error("cannot {action} {}: {cause}", path.display())]
     Io {
         action: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -47,12 +48,12 @@ impl ClientError {
 
 impl From<tonic::Status> for ClientError {
     fn from(status: tonic::Status) -> Self {
-        let message = if status.message().is_empty() {
-            // Transport failures arrive as a status without a message; the
-            // cause is in the source chain.
-            herald_proto::tls::error_chain(&status)
-        } else {
-            status.message().to_owned()
+        let message = match (status.message(), std::error::Error::source(&status)) {
+            // Transport failures may arrive without a message; the cause is
+            // in the source chain.
+            ("", Some(source)) => herald_proto::tls::error_chain(source),
+            ("", None) => "the server gave no details".to_owned(),
+            (message, _) => message.to_owned(),
         };
         ClientError::Status {
             code: status.code(),

@@ -89,7 +89,10 @@ impl ScopeSpec {
 
 /// Turns typed scopes into a wire scope, looking unit paths up in `units`.
 /// Several scopes add up; a unit named twice is sent once.
-pub fn resolve_scopes(specs: &[ScopeSpec], units: &[pb::OrgUnit]) -> Result<pb::Scope, ClientError> {
+pub fn resolve_scopes(
+    specs: &[ScopeSpec],
+    units: &[pb::OrgUnit],
+) -> Result<pb::Scope, ClientError> {
     if specs.is_empty() {
         return Err(ClientError::Invalid(
             "no scope given: use \"org\" or \"unit:UNIT\"".to_owned(),
@@ -135,7 +138,10 @@ impl GrantSpec {
 
 /// Turns typed grants into wire grants. Grants of the same capability are
 /// merged into one grant whose scope covers all of them.
-pub fn resolve_grants(specs: &[GrantSpec], units: &[pb::OrgUnit]) -> Result<Vec<pb::Grant>, ClientError> {
+pub fn resolve_grants(
+    specs: &[GrantSpec],
+    units: &[pb::OrgUnit],
+) -> Result<Vec<pb::Grant>, ClientError> {
     let mut grouped: Vec<(pb::Capability, Vec<ScopeSpec>)> = Vec::new();
     for spec in specs {
         match grouped.iter_mut().find(|(cap, _)| *cap == spec.capability) {
@@ -216,7 +222,10 @@ pub(crate) mod tests {
             ("manage-org-units", Some(pb::Capability::ManageOrgUnits)),
             ("send-quick-alerts", Some(pb::Capability::SendQuickAlerts)),
             ("SEND_QUICK_ALERTS", Some(pb::Capability::SendQuickAlerts)),
-            ("CAPABILITY_VIEW_AUDIT_LOG", Some(pb::Capability::ViewAuditLog)),
+            (
+                "CAPABILITY_VIEW_AUDIT_LOG",
+                Some(pb::Capability::ViewAuditLog),
+            ),
             (" view-reports ", Some(pb::Capability::ViewReports)),
             ("unspecified", None),
             ("send", None),
@@ -236,8 +245,14 @@ pub(crate) mod tests {
 
     #[test]
     fn unknown_capability_lists_the_names() {
-        let err = parse_capability("fly").err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.starts_with("unknown capability \"fly\": use one of manage-org-units,"), "{err}");
+        let err = parse_capability("fly")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.starts_with("unknown capability \"fly\": use one of manage-org-units,"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -245,7 +260,10 @@ pub(crate) mod tests {
         let cases = [
             ("org", Some(ScopeSpec::Organisation)),
             ("Organisation", Some(ScopeSpec::Organisation)),
-            ("unit:/Branches/Branch 3", Some(ScopeSpec::Unit("/Branches/Branch 3".into()))),
+            (
+                "unit:/Branches/Branch 3",
+                Some(ScopeSpec::Unit("/Branches/Branch 3".into())),
+            ),
             ("unit:u-b3", Some(ScopeSpec::Unit("u-b3".into()))),
             ("UNIT: /HR", Some(ScopeSpec::Unit("/HR".into()))),
             ("unit:", None),
@@ -269,7 +287,10 @@ pub(crate) mod tests {
         type Case = (Vec<ScopeSpec>, Option<(bool, Vec<&'static str>)>);
         let cases: Vec<Case> = vec![
             (vec![org.clone()], Some((true, vec![]))),
-            (vec![b3.clone(), b7.clone()], Some((false, vec!["u-b3", "u-b7"]))),
+            (
+                vec![b3.clone(), b7.clone()],
+                Some((false, vec!["u-b3", "u-b7"])),
+            ),
             (vec![b3.clone(), b3.clone()], Some((false, vec!["u-b3"]))),
             (vec![org, b3], Some((true, vec!["u-b3"]))),
             (vec![b7, missing], None),

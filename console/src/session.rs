@@ -70,11 +70,11 @@ impl SavedSession {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
+            Err(cause) => {
                 return Err(ClientError::Io {
                     action: "read the saved session",
                     path: path.to_owned(),
-                    source,
+                    cause,
                 });
             }
         };
@@ -92,10 +92,10 @@ impl SavedSession {
     pub fn save(&self, path: &Path) -> Result<(), ClientError> {
         let io_err = |action: &'static str, at: &Path| {
             let at = at.to_owned();
-            move |source| ClientError::Io {
+            move |cause| ClientError::Io {
                 action,
                 path: at,
-                source,
+                cause,
             }
         };
         let text = toml::to_string(self)
@@ -118,10 +118,10 @@ impl SavedSession {
         match std::fs::remove_file(path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(source) => Err(ClientError::Io {
+            Err(cause) => Err(ClientError::Io {
                 action: "remove the saved session",
                 path: path.to_owned(),
-                source,
+                cause,
             }),
         }
     }
@@ -140,7 +140,8 @@ impl SavedSession {
                 normalize_fingerprint(fp).map_err(|e| ClientError::Config(e.to_string()))?,
             )),
             (None, None) => Err(ClientError::Config(
-                "the saved session says neither a CA file nor a fingerprint; log in again".to_owned(),
+                "the saved session says neither a CA file nor a fingerprint; log in again"
+                    .to_owned(),
             )),
         }
     }
@@ -150,10 +151,10 @@ impl SavedSession {
 pub fn read_ca_file(path: &Path) -> Result<ServerTrust, ClientError> {
     std::fs::read_to_string(path)
         .map(ServerTrust::CaPem)
-        .map_err(|source| ClientError::Io {
+        .map_err(|cause| ClientError::Io {
             action: "read the CA file",
             path: path.to_owned(),
-            source,
+            cause,
         })
 }
 
@@ -177,7 +178,10 @@ fn session_path(
 #[cfg(unix)]
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 #[cfg(not(unix))]
@@ -229,9 +233,18 @@ mod tests {
         let os = |s: &str| Some(OsString::from(s));
         let cases = [
             ((os("/h"), os("/x"), os("/home/a")), Some("/h/session.toml")),
-            ((os(""), os("/x"), os("/home/a")), Some("/x/herald/session.toml")),
-            ((None, None, os("/home/a")), Some("/home/a/.config/herald/session.toml")),
-            ((None, os(""), os("/home/a")), Some("/home/a/.config/herald/session.toml")),
+            (
+                (os(""), os("/x"), os("/home/a")),
+                Some("/x/herald/session.toml"),
+            ),
+            (
+                (None, None, os("/home/a")),
+                Some("/home/a/.config/herald/session.toml"),
+            ),
+            (
+                (None, os(""), os("/home/a")),
+                Some("/home/a/.config/herald/session.toml"),
+            ),
             ((None, None, None), None),
         ];
         for ((h, x, home), want) in cases {
@@ -252,7 +265,10 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
-            let dir_mode = std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode();
+            let dir_mode = std::fs::metadata(path.parent().unwrap())
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(dir_mode & 0o777, 0o700);
         }
 

@@ -14,8 +14,8 @@ use super::render::{
     out_json, table, token_json, token_rows, unit_json, unit_tree,
 };
 use super::{
-    AdminsCommand, AuditArgs, Cli, Command, ComputersCommand, GrantsCommand, LoginArgs,
-    OrgCommand, PasswdArgs, TokenCommand,
+    AdminsCommand, AuditArgs, Cli, Command, ComputersCommand, GrantsCommand, LoginArgs, OrgCommand,
+    PasswdArgs, TokenCommand,
 };
 use crate::grants::{ScopeSpec, resolve_grants, resolve_scopes};
 use crate::session::read_ca_file;
@@ -55,8 +55,16 @@ struct Ctx {
 impl Ctx {
     /// Prints the JSON form with --json, else the text form. Only the one
     /// needed is built.
-    fn emit(&self, json: impl FnOnce() -> Value, text: impl FnOnce() -> String) -> anyhow::Result<()> {
-        if self.json { out_json(&json()) } else { out(&text()) }
+    fn emit(
+        &self,
+        json: impl FnOnce() -> Value,
+        text: impl FnOnce() -> String,
+    ) -> anyhow::Result<()> {
+        if self.json {
+            out_json(&json())
+        } else {
+            out(&text())
+        }
     }
 
     /// Connects with the saved session, or explains how to log in.
@@ -162,6 +170,11 @@ fn stdin_lines(names: &[&str]) -> anyhow::Result<Vec<String>> {
         .collect()
 }
 
+/// One line from stdin (see [`stdin_lines`]).
+fn stdin_line(name: &str) -> anyhow::Result<String> {
+    Ok(stdin_lines(&[name])?.into_iter().next().unwrap_or_default())
+}
+
 fn non_empty(password: String, name: &str) -> anyhow::Result<String> {
     if password.is_empty() {
         bail!("the {name} is empty");
@@ -178,7 +191,7 @@ fn prompt(question: &str, stdin_flag: &str) -> anyhow::Result<String> {
 /// The login password: stdin, else $HERALD_PASSWORD, else the terminal.
 fn login_password(user: &str, from_stdin: bool) -> anyhow::Result<String> {
     if from_stdin {
-        return Ok(stdin_lines(&["password"])?.remove(0));
+        return stdin_line("password");
     }
     if let Some(password) = std::env::var_os(PASSWORD_ENV) {
         let password = password
@@ -196,10 +209,13 @@ fn login_password(user: &str, from_stdin: bool) -> anyhow::Result<String> {
 /// A new password: stdin, else asked twice on the terminal.
 fn new_password(for_whom: &str, from_stdin: bool) -> anyhow::Result<String> {
     if from_stdin {
-        return Ok(stdin_lines(&["new password"])?.remove(0));
+        return stdin_line("new password");
     }
     let first = non_empty(
-        prompt(&format!("new password for {for_whom}: "), "--password-stdin")?,
+        prompt(
+            &format!("new password for {for_whom}: "),
+            "--password-stdin",
+        )?,
         "new password",
     )?;
     let second = prompt("repeat the new password: ", "--password-stdin")?;
@@ -220,7 +236,10 @@ fn confirm(question: &str, flag: &str) -> anyhow::Result<bool> {
     write!(stderr, "{question} [y/N] ").and_then(|()| stderr.flush())?;
     let mut answer = String::new();
     stdin.lock().read_line(&mut answer)?;
-    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 // ------------------------------------------------------------------ session
@@ -294,7 +313,10 @@ async fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
 async fn logout(ctx: &Ctx) -> anyhow::Result<()> {
     let path = SavedSession::default_path()?;
     let Some(saved) = SavedSession::load(&path)? else {
-        return ctx.emit(|| json!({ "logged_out": false }), || "not logged in".to_owned());
+        return ctx.emit(
+            || json!({ "logged_out": false }),
+            || "not logged in".to_owned(),
+        );
     };
     if !saved.is_expired(now_unix_ms()) {
         let server = ctx.server.clone().unwrap_or_else(|| saved.server.clone());
@@ -449,7 +471,9 @@ async fn org(ctx: &Ctx, cmd: OrgCommand) -> anyhow::Result<()> {
         OrgCommand::Delete { unit } => {
             let unit = resolve_unit(&units, &unit)?;
             s.rpc()
-                .delete_org_unit(pb::DeleteOrgUnitRequest { id: unit.id.clone() })
+                .delete_org_unit(pb::DeleteOrgUnitRequest {
+                    id: unit.id.clone(),
+                })
                 .await
                 .map_err(|e| s.fail(e))?;
             ctx.emit(
@@ -494,7 +518,11 @@ async fn token(ctx: &Ctx, cmd: TokenCommand) -> anyhow::Result<()> {
             note(&format!(
                 "enrollment token {} for {}: valid until {}, {} use{}; it is shown only this once",
                 info.id,
-                if info.org_unit_path.is_empty() { &unit.path } else { &info.org_unit_path },
+                if info.org_unit_path.is_empty() {
+                    &unit.path
+                } else {
+                    &info.org_unit_path
+                },
                 format_unix_ms(info.expires_unix_ms),
                 info.max_uses.max(1),
                 if info.max_uses > 1 { "s" } else { "" },
@@ -533,7 +561,12 @@ async fn token(ctx: &Ctx, cmd: TokenCommand) -> anyhow::Result<()> {
                 .into_inner();
             ctx.emit(
                 || token_json(&revoked, now),
-                || format!("revoked enrollment token {} for {}", revoked.id, revoked.org_unit_path),
+                || {
+                    format!(
+                        "revoked enrollment token {} for {}",
+                        revoked.id, revoked.org_unit_path
+                    )
+                },
             )
         }
     }
@@ -571,7 +604,10 @@ async fn computers(ctx: &Ctx, cmd: ComputersCommand) -> anyhow::Result<()> {
         }
         ComputersCommand::Show { id } => {
             let computer = get_computer(&s, id).await?;
-            ctx.emit(|| computer_json(&computer), || computer_details(&computer, now))
+            ctx.emit(
+                || computer_json(&computer),
+                || computer_details(&computer, now),
+            )
         }
         ComputersCommand::Move { id, unit } => {
             let units = s.units().await?;
@@ -587,7 +623,12 @@ async fn computers(ctx: &Ctx, cmd: ComputersCommand) -> anyhow::Result<()> {
                 .into_inner();
             ctx.emit(
                 || computer_json(&moved),
-                || format!("moved computer {} ({}) to {}", moved.hostname, moved.id, unit.path),
+                || {
+                    format!(
+                        "moved computer {} ({}) to {}",
+                        moved.hostname, moved.id, unit.path
+                    )
+                },
             )
         }
         ComputersCommand::Revoke { id, yes } => {
@@ -643,7 +684,11 @@ async fn admins(ctx: &Ctx, cmd: AdminsCommand) -> anyhow::Result<()> {
                             vec![
                                 a.name.clone(),
                                 format_unix_ms(a.created_unix_ms),
-                                if a.created_by.is_empty() { "-".to_owned() } else { a.created_by.clone() },
+                                if a.created_by.is_empty() {
+                                    "-".to_owned()
+                                } else {
+                                    a.created_by.clone()
+                                },
                                 grants_line(&a.grants, &units),
                             ]
                         })
@@ -657,7 +702,11 @@ async fn admins(ctx: &Ctx, cmd: AdminsCommand) -> anyhow::Result<()> {
             password_stdin,
             grants,
         } => {
-            let units = if grants.is_empty() { Vec::new() } else { s.units().await? };
+            let units = if grants.is_empty() {
+                Vec::new()
+            } else {
+                s.units().await?
+            };
             let grants = resolve_grants(&grants, &units)?;
             let password = new_password(&name, password_stdin)?;
             let admin = s
@@ -672,7 +721,13 @@ async fn admins(ctx: &Ctx, cmd: AdminsCommand) -> anyhow::Result<()> {
                 .into_inner();
             ctx.emit(
                 || admin_json(&admin, &units),
-                || format!("created admin {}\n\n{}", admin.name, grants_text(&admin, &units)),
+                || {
+                    format!(
+                        "created admin {}\n\n{}",
+                        admin.name,
+                        grants_text(&admin, &units)
+                    )
+                },
             )
         }
         AdminsCommand::Delete { name } => {
@@ -680,7 +735,10 @@ async fn admins(ctx: &Ctx, cmd: AdminsCommand) -> anyhow::Result<()> {
                 .delete_admin(pb::DeleteAdminRequest { name: name.clone() })
                 .await
                 .map_err(|e| s.fail(e))?;
-            ctx.emit(|| json!({ "deleted": name }), || format!("deleted admin {name}"))
+            ctx.emit(
+                || json!({ "deleted": name }),
+                || format!("deleted admin {name}"),
+            )
         }
         AdminsCommand::ResetPassword {
             name,
@@ -724,7 +782,9 @@ async fn grants(ctx: &Ctx, cmd: GrantsCommand) -> anyhow::Result<()> {
                     .await?
                     .into_iter()
                     .find(|a| a.name == name)
-                    .ok_or_else(|| anyhow!("no admin named {name:?}: heraldctl admins list shows them"))?
+                    .ok_or_else(|| {
+                        anyhow!("no admin named {name:?}: heraldctl admins list shows them")
+                    })?
             }
         }
         GrantsCommand::Add {
@@ -734,7 +794,10 @@ async fn grants(ctx: &Ctx, cmd: GrantsCommand) -> anyhow::Result<()> {
         } => {
             let grant = grant(capability, &scopes, &units)?;
             s.rpc()
-                .add_grant(pb::AddGrantRequest { name, grant: Some(grant) })
+                .add_grant(pb::AddGrantRequest {
+                    name,
+                    grant: Some(grant),
+                })
                 .await
                 .map_err(|e| s.fail(e))?
                 .into_inner()
@@ -746,13 +809,19 @@ async fn grants(ctx: &Ctx, cmd: GrantsCommand) -> anyhow::Result<()> {
         } => {
             let grant = grant(capability, &scopes, &units)?;
             s.rpc()
-                .revoke_grant(pb::RevokeGrantRequest { name, grant: Some(grant) })
+                .revoke_grant(pb::RevokeGrantRequest {
+                    name,
+                    grant: Some(grant),
+                })
                 .await
                 .map_err(|e| s.fail(e))?
                 .into_inner()
         }
     };
-    ctx.emit(|| admin_json(&admin, &units), || grants_text(&admin, &units))
+    ctx.emit(
+        || admin_json(&admin, &units),
+        || grants_text(&admin, &units),
+    )
 }
 
 fn grant(
@@ -832,7 +901,10 @@ mod tests {
                 Some(saved.clone()),
                 "heraldctl login --server herald.example:7443 --ca-file '/etc/herald/my ca.pem' --user alice",
             ),
-            (None, "heraldctl login --server URL --ca-file FILE --user NAME"),
+            (
+                None,
+                "heraldctl login --server URL --ca-file FILE --user NAME",
+            ),
         ];
         for (s, want) in cases {
             assert_eq!(login_command(s.as_ref()), want);

@@ -75,10 +75,10 @@ pub enum Command {
     #[command(subcommand)]
     Computers(ComputersCommand),
     /// List, create and delete admin accounts
-    #[command(subcommand, after_help = SCOPE_HELP)]
+    #[command(subcommand)]
     Admins(AdminsCommand),
     /// Show, add and revoke an admin's grants (capability + scope)
-    #[command(subcommand, after_help = SCOPE_HELP)]
+    #[command(subcommand)]
     Grants(GrantsCommand),
     /// Show the audit log of admin actions, newest first
     Audit(AuditArgs),
@@ -221,6 +221,7 @@ pub enum AdminsCommand {
     ///
     /// The password is read from standard input with --password-stdin, else
     /// asked for twice on the terminal.
+    #[command(after_help = SCOPE_HELP)]
     Create {
         /// Name of the new admin
         name: String,
@@ -255,6 +256,7 @@ pub enum GrantsCommand {
         name: String,
     },
     /// Give an admin a capability in one or more scopes
+    #[command(after_help = SCOPE_HELP)]
     Add {
         /// Admin name
         name: String,
@@ -266,6 +268,7 @@ pub enum GrantsCommand {
         scopes: Vec<ScopeSpec>,
     },
     /// Take a capability away from an admin in one or more scopes
+    #[command(after_help = SCOPE_HELP)]
     Revoke {
         /// Admin name
         name: String,
@@ -335,10 +338,29 @@ mod tests {
     #[test]
     fn parses_typical_command_lines() {
         let ok = [
-            vec!["heraldctl", "login", "--server", "h:7443", "--ca-file", "ca.pem", "--user", "root"],
+            vec![
+                "heraldctl",
+                "login",
+                "--server",
+                "h:7443",
+                "--ca-file",
+                "ca.pem",
+                "--user",
+                "root",
+            ],
             vec!["heraldctl", "--json", "org", "list"],
             vec!["heraldctl", "org", "create", "/", "Branches"],
-            vec!["heraldctl", "token", "create", "--unit", "/Branches", "--valid-for", "24h", "--uses", "3"],
+            vec![
+                "heraldctl",
+                "token",
+                "create",
+                "--unit",
+                "/Branches",
+                "--valid-for",
+                "24h",
+                "--uses",
+                "3",
+            ],
             vec!["heraldctl", "computers", "revoke", "abc", "--yes"],
             vec![
                 "heraldctl",
@@ -351,8 +373,24 @@ mod tests {
                 "--grant",
                 "view-reports=org",
             ],
-            vec!["heraldctl", "grants", "add", "bob", "send-messages", "org", "unit:/HR"],
-            vec!["heraldctl", "audit", "--since", "2h", "--limit", "5", "--json"],
+            vec![
+                "heraldctl",
+                "grants",
+                "add",
+                "bob",
+                "send-messages",
+                "org",
+                "unit:/HR",
+            ],
+            vec![
+                "heraldctl",
+                "audit",
+                "--since",
+                "2h",
+                "--limit",
+                "5",
+                "--json",
+            ],
         ];
         for args in ok {
             assert!(Cli::try_parse_from(&args).is_ok(), "{args:?}");
@@ -360,12 +398,35 @@ mod tests {
         let bad = [
             vec!["heraldctl", "login", "--ca-file", "a", "--fingerprint", "b"],
             vec!["heraldctl", "token", "create", "--unit", "/", "--uses", "0"],
-            vec!["heraldctl", "token", "create", "--unit", "/", "--valid-for", "soon"],
-            vec!["heraldctl", "token", "create", "--unit", "/", "--valid-for", "10ms"],
+            vec![
+                "heraldctl",
+                "token",
+                "create",
+                "--unit",
+                "/",
+                "--valid-for",
+                "soon",
+            ],
+            vec![
+                "heraldctl",
+                "token",
+                "create",
+                "--unit",
+                "/",
+                "--valid-for",
+                "10ms",
+            ],
             vec!["heraldctl", "grants", "add", "bob", "fly", "org"],
             vec!["heraldctl", "grants", "add", "bob", "send-messages"],
             vec!["heraldctl", "grants", "add", "bob", "send-messages", "/HR"],
-            vec!["heraldctl", "admins", "create", "bob", "--grant", "view-reports"],
+            vec![
+                "heraldctl",
+                "admins",
+                "create",
+                "bob",
+                "--grant",
+                "view-reports",
+            ],
             vec!["heraldctl", "audit", "--limit", "0"],
         ];
         for args in bad {

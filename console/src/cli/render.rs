@@ -68,7 +68,11 @@ pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
                 line.push_str("  ");
             }
             line.push_str(cell);
-            let pad = widths.get(i).copied().unwrap_or(0).saturating_sub(cell.chars().count());
+            let pad = widths
+                .get(i)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(cell.chars().count());
             line.extend(std::iter::repeat_n(' ', pad));
         }
         text.push_str(line.trim_end());
@@ -79,7 +83,12 @@ pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 
 /// `key: value` lines with the values aligned.
 pub(crate) fn fields(pairs: &[(&str, String)]) -> String {
-    let width = pairs.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0) + 1;
+    let width = pairs
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0)
+        + 1;
     let mut text = String::new();
     for (key, value) in pairs {
         let label = format!("{key}:");
@@ -95,10 +104,16 @@ pub(crate) fn unit_tree(units: &[pb::OrgUnit]) -> String {
     let mut children: HashMap<&str, Vec<&pb::OrgUnit>> = HashMap::new();
     let mut tops: Vec<&pb::OrgUnit> = Vec::new();
     for unit in units {
-        if unit.parent_id.is_empty() || !ids.contains(unit.parent_id.as_str()) || unit.parent_id == unit.id {
+        if unit.parent_id.is_empty()
+            || !ids.contains(unit.parent_id.as_str())
+            || unit.parent_id == unit.id
+        {
             tops.push(unit);
         } else {
-            children.entry(unit.parent_id.as_str()).or_default().push(unit);
+            children
+                .entry(unit.parent_id.as_str())
+                .or_default()
+                .push(unit);
         }
     }
     for list in children.values_mut() {
@@ -116,16 +131,19 @@ pub(crate) fn unit_tree(units: &[pb::OrgUnit]) -> String {
             if !seen.insert(unit.id.as_str()) {
                 continue;
             }
-        let name = if unit.parent_id.is_empty() {
-            if unit.name.is_empty() {
-                "/".to_owned()
+            let name = if unit.parent_id.is_empty() {
+                if unit.name.is_empty() {
+                    "/".to_owned()
+                } else {
+                    format!("/ ({})", unit.name)
+                }
             } else {
-                format!("/ ({})", unit.name)
-            }
-        } else {
-            unit.name.clone()
-        };
-            rows.push(vec![format!("{}{name}", "  ".repeat(depth)), unit.id.clone()]);
+                unit.name.clone()
+            };
+            rows.push(vec![
+                format!("{}{name}", "  ".repeat(depth)),
+                unit.id.clone(),
+            ]);
             if let Some(kids) = children.get(unit.id.as_str()) {
                 stack.extend(kids.iter().rev().map(|k| (*k, depth + 1)));
             }
@@ -237,7 +255,8 @@ pub(crate) fn token_rows(tokens: &[pb::EnrollmentToken], now_ms: i64) -> Vec<Vec
         .collect()
 }
 
-pub(crate) const TOKEN_HEADERS: [&str; 6] = ["ID", "UNIT", "STATE", "USES", "EXPIRES", "CREATED BY"];
+pub(crate) const TOKEN_HEADERS: [&str; 6] =
+    ["ID", "UNIT", "STATE", "USES", "EXPIRES", "CREATED BY"];
 
 pub(crate) fn computer_status(computer: &pb::Computer) -> &'static str {
     if computer.revoked {
@@ -267,8 +286,16 @@ pub(crate) fn computer_json(c: &pb::Computer) -> Value {
     })
 }
 
-pub(crate) const COMPUTER_HEADERS: [&str; 8] =
-    ["ID", "HOSTNAME", "UNIT", "STATUS", "LAST SEEN", "OS", "AGENT", "USERS"];
+pub(crate) const COMPUTER_HEADERS: [&str; 8] = [
+    "ID",
+    "HOSTNAME",
+    "UNIT",
+    "STATUS",
+    "LAST SEEN",
+    "OS",
+    "AGENT",
+    "USERS",
+];
 
 pub(crate) fn computer_rows(computers: &[pb::Computer], now_ms: i64) -> Vec<Vec<String>> {
     computers
@@ -320,7 +347,10 @@ pub(crate) fn computer_details(c: &pb::Computer, now_ms: i64) -> String {
         ("users", users(&c.logged_in_users)),
         ("enrolled", format_unix_ms(c.enrolled_unix_ms)),
         ("certificate", c.certificate_serial.clone()),
-        ("valid until", format_unix_ms(c.certificate_not_after_unix_ms)),
+        (
+            "valid until",
+            format_unix_ms(c.certificate_not_after_unix_ms),
+        ),
     ])
 }
 
@@ -337,7 +367,9 @@ pub(crate) fn audit_json(e: &pb::AuditEntry, units: &[pb::OrgUnit]) -> Value {
     })
 }
 
-pub(crate) const AUDIT_HEADERS: [&str; 7] = ["SEQ", "TIME", "ADMIN", "ACTION", "TARGET", "UNIT", "DETAILS"];
+pub(crate) const AUDIT_HEADERS: [&str; 7] = [
+    "SEQ", "TIME", "ADMIN", "ACTION", "TARGET", "UNIT", "DETAILS",
+];
 
 pub(crate) fn audit_rows(entries: &[pb::AuditEntry], units: &[pb::OrgUnit]) -> Vec<Vec<String>> {
     entries
@@ -346,7 +378,9 @@ pub(crate) fn audit_rows(entries: &[pb::AuditEntry], units: &[pb::OrgUnit]) -> V
             let unit = if e.org_unit_id.is_empty() {
                 "-".to_owned()
             } else {
-                unit_path(units, &e.org_unit_id).unwrap_or(&e.org_unit_id).to_owned()
+                unit_path(units, &e.org_unit_id)
+                    .unwrap_or(&e.org_unit_id)
+                    .to_owned()
             };
             vec![
                 e.seq.to_string(),

@@ -99,7 +99,7 @@ pub enum Denied {
     Missing { capability: Capability, place: String },
     #[error("you cannot grant \"{capability}\" on {place}: you do not hold it there yourself")]
     BeyondOwn { capability: Capability, place: String },
-    #[error("you cannot manage admin {admin:?}: their grants reach beyond what you may manage ({place})")]
+    #[error("you cannot manage admin {admin:?}: they hold {place}, which you could not grant yourself")]
     AdminOutOfReach { admin: String, place: String },
 }
 
@@ -190,13 +190,22 @@ impl<'a> Grants<'a> {
     }
 
     /// May manage (reset the password of, delete) an admin holding
-    /// `their_grants`: "manage admins" somewhere, and over every scope the
-    /// other admin holds, so nobody can take over a more powerful account.
+    /// `their_grants`: only if this admin could have granted every one of
+    /// them, so nobody can take over an account more powerful than their own.
     pub fn may_manage_admin(&self, name: &str, their_grants: &[Grant]) -> Result<(), Denied> {
         self.require_any(Capability::ManageAdmins)?;
         for g in their_grants {
-            self.covers(Capability::ManageAdmins, &g.scope)
-                .map_err(|place| Denied::AdminOutOfReach { admin: name.to_owned(), place })?;
+            self.may_grant(g).map_err(|_| Denied::AdminOutOfReach {
+                admin: name.to_owned(),
+                place: match &g.scope {
+                    Scope::Organisation => format!("\"{}\" on the whole organisation", g.capability),
+                    Scope::Units(u) => format!(
+                        "\"{}\" on {}",
+                        g.capability,
+                        u.iter().map(|id| self.tree.path(id)).collect::<Vec<_>>().join(", ")
+                    ),
+                },
+            })?;
         }
         Ok(())
     }
@@ -336,10 +345,11 @@ mod tests {
     #[test]
     fn managing_admins_needs_reach_over_their_grants() {
         let t = library();
-        let me = [Grant::units(ManageAdmins, ["branches"])];
+        let me = [Grant::units(ManageAdmins, ["branches"]), Grant::units(SendMessages, ["branches"])];
         let g = Grants::new(&me, &t);
         assert!(g.may_manage_admin("x", &[]).is_ok());
         assert!(g.may_manage_admin("x", &[Grant::units(SendMessages, ["b3", "b7"])]).is_ok());
+        assert!(g.may_manage_admin("x", &[Grant::units(SendQuickAlerts, ["b3"])]).is_err(), "a power I lack");
         assert!(g.may_manage_admin("x", &[Grant::units(SendMessages, ["hr"])]).is_err());
         assert!(g.may_manage_admin("x", &[Grant::org(ViewReports)]).is_err());
         assert!(Grants::new(&[], &t).may_manage_admin("x", &[]).is_err());

@@ -1,0 +1,653 @@
+//! The client library and the heraldctl binary against a stand-in
+//! `AdminService` served over TLS 1.3 on 127.0.0.1:0 with a throwaway CA.
+//! The stand-in checks the bearer token like the real server and refuses
+//! some calls, so the tests see what an admin would see.
+
+// Test helpers outside `#[test]` functions may panic too: a failing setup is
+// a failing test.
+#![allow(clippy::unwrap_used)]
+
+use std::io;
+use std::pin::Pin;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use herald_console::{AdminClient, ClientError, ServerTrust, pb, resolve_unit};
+use herald_proto::pb::admin_service_server::{AdminService, AdminServiceServer};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Server;
+use tonic::transport::server::Connected;
+use tonic::{Request, Response, Status};
+
+const TOKEN: &str = "tok-1";
+const ENROLL_TOKEN: &str = "HERALD-ENROLL-abc";
+
+// ------------------------------------------------------------- the stand-in
+
+struct Mock;
+
+fn check_token<T>(request: &Request<T>) -> Result<(), Status> {
+    let header = request
+        .metadata()
+        .get(herald_proto::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if header == Some(&format!("Bearer {TOKEN}")) {
+        Ok(())
+    } else {
+        Err(Status::unauthenticated(format!(
+            "no valid session (got {header:?})"
+        )))
+    }
+}
+
+fn unit(id: &str, parent: &str, name: &str, path: &str) -> pb::OrgUnit {
+    pb::OrgUnit {
+        id: id.into(),
+        parent_id: parent.into(),
+        name: name.into(),
+        path: path.into(),
+        created_unix_ms: 1,
+    }
+}
+
+fn computer(revoked: bool) -> pb::Computer {
+    pb::Computer {
+        id: "c1".into(),
+        org_unit_id: "u-b3".into(),
+        org_unit_path: "/Branches/Branch 3".into(),
+        hostname: "pc-01".into(),
+        os: "Debian 13".into(),
+        agent_version: "0.1.0".into(),
+        online: !revoked,
+        last_seen_unix_ms: 1,
+        logged_in_users: vec!["anna".into()],
+        revoked,
+        ..Default::default()
+    }
+}
+
+fn root_admin() -> pb::AdminInfo {
+    pb::AdminInfo {
+        name: "root".into(),
+        grants: vec![
+            pb::Grant {
+                capability: pb::Capability::SendQuickAlerts as i32,
+                scope: Some(pb::Scope {
+                    organisation: false,
+                    unit_ids: vec!["u-b3".into()],
+                }),
+            },
+            pb::Grant {
+                capability: pb::Capability::ViewReports as i32,
+                scope: Some(pb::Scope {
+                    organisation: true,
+                    unit_ids: vec![],
+                }),
+            },
+        ],
+        created_unix_ms: 1,
+        created_by: String::new(),
+    }
+}
+
+/// Implements the listed calls and answers every other one with
+/// `unimplemented`. (A macro, so `async_trait` sees the expanded methods.)
+macro_rules! mock_service {
+    (
+        implemented { $($items:tt)* }
+        unimplemented { $($name:ident($req:ty) -> $resp:ty;)* }
+    ) => {
+        #[tonic::async_trait]
+        impl AdminService for Mock {
+            $($items)*
+            $(
+                async fn $name(&self, _: Request<$req>) -> Result<Response<$resp>, Status> {
+                    Err(Status::unimplemented(stringify!($name)))
+                }
+            )*
+        }
+    };
+}
+
+mock_service! {
+    implemented {
+        async fn login(
+            &self,
+            request: Request<pb::LoginRequest>,
+        ) -> Result<Response<pb::LoginResponse>, Status> {
+            let req = request.into_inner();
+            if req.name != "root" || req.password != "pw" {
+                return Err(Status::unauthenticated("wrong name or password"));
+            }
+            Ok(Response::new(pb::LoginResponse {
+                session_token: TOKEN.into(),
+                // 2100-01-01.
+                expires_unix_ms: 4_102_444_800_000,
+                admin: Some(root_admin()),
+            }))
+        }
+
+        async fn logout(
+            &self,
+            request: Request<pb::LogoutRequest>,
+        ) -> Result<Response<pb::LogoutResponse>, Status> {
+            check_token(&request)?;
+            Ok(Response::new(pb::LogoutResponse {}))
+        }
+
+        async fn who_am_i(
+            &self,
+            request: Request<pb::WhoAmIRequest>,
+        ) -> Result<Response<pb::AdminInfo>, Status> {
+            check_token(&request)?;
+            Ok(Response::new(root_admin()))
+        }
+
+        async fn list_org_units(
+            &self,
+            request: Request<pb::ListOrgUnitsRequest>,
+        ) -> Result<Response<pb::ListOrgUnitsResponse>, Status> {
+            check_token(&request)?;
+            Ok(Response::new(pb::ListOrgUnitsResponse {
+                units: vec![
+                    unit("root", "", "Library", "/"),
+                    unit("u-br", "root", "Branches", "/Branches"),
+                    unit("u-b3", "u-br", "Branch 3", "/Branches/Branch 3"),
+                ],
+            }))
+        }
+
+        async fn create_org_unit(
+            &self,
+            request: Request<pb::CreateOrgUnitRequest>,
+        ) -> Result<Response<pb::OrgUnit>, Status> {
+            check_token(&request)?;
+            Err(Status::permission_denied("you may not manage org units under /Branches"))
+        }
+
+        async fn create_enrollment_token(
+            &self,
+            request: Request<pb::CreateEnrollmentTokenRequest>,
+        ) -> Result<Response<pb::CreateEnrollmentTokenResponse>, Status> {
+            check_token(&request)?;
+            let req = request.into_inner();
+            if req.org_unit_id != "u-b3" || req.valid_for_secs != 86_400 {
+                return Err(Status::invalid_argument(format!("unexpected request {req:?}")));
+            }
+            Ok(Response::new(pb::CreateEnrollmentTokenResponse {
+                token: ENROLL_TOKEN.into(),
+                info: Some(pb::EnrollmentToken {
+                    id: "t1".into(),
+                    org_unit_id: req.org_unit_id,
+                    org_unit_path: "/Branches/Branch 3".into(),
+                    max_uses: req.max_uses.max(1),
+                    expires_unix_ms: 4_102_444_800_000,
+                    ..Default::default()
+                }),
+            }))
+        }
+
+        async fn list_computers(
+            &self,
+            request: Request<pb::ListComputersRequest>,
+        ) -> Result<Response<pb::ListComputersResponse>, Status> {
+            check_token(&request)?;
+            Ok(Response::new(pb::ListComputersResponse {
+                computers: vec![computer(false)],
+            }))
+        }
+
+        async fn revoke_computer(
+            &self,
+            request: Request<pb::RevokeComputerRequest>,
+        ) -> Result<Response<pb::Computer>, Status> {
+            check_token(&request)?;
+            Ok(Response::new(computer(true)))
+        }
+    }
+    unimplemented {
+        change_own_password(pb::ChangeOwnPasswordRequest) -> pb::ChangeOwnPasswordResponse;
+        rename_org_unit(pb::RenameOrgUnitRequest) -> pb::OrgUnit;
+        move_org_unit(pb::MoveOrgUnitRequest) -> pb::OrgUnit;
+        delete_org_unit(pb::DeleteOrgUnitRequest) -> pb::DeleteOrgUnitResponse;
+        list_enrollment_tokens(pb::ListEnrollmentTokensRequest) -> pb::ListEnrollmentTokensResponse;
+        revoke_enrollment_token(pb::RevokeEnrollmentTokenRequest) -> pb::EnrollmentToken;
+        get_computer(pb::GetComputerRequest) -> pb::Computer;
+        move_computer(pb::MoveComputerRequest) -> pb::Computer;
+        list_admins(pb::ListAdminsRequest) -> pb::ListAdminsResponse;
+        create_admin(pb::CreateAdminRequest) -> pb::AdminInfo;
+        delete_admin(pb::DeleteAdminRequest) -> pb::DeleteAdminResponse;
+        reset_admin_password(pb::ResetAdminPasswordRequest) -> pb::ResetAdminPasswordResponse;
+        add_grant(pb::AddGrantRequest) -> pb::AdminInfo;
+        revoke_grant(pb::RevokeGrantRequest) -> pb::AdminInfo;
+        list_audit_log(pb::ListAuditLogRequest) -> pb::ListAuditLogResponse;
+    }
+}
+
+// ------------------------------------------------------------ TLS plumbing
+
+/// A server-side TLS stream tonic can serve (tonic's own TLS is off).
+struct Tls(tokio_rustls::server::TlsStream<TcpStream>);
+
+impl Connected for Tls {
+    type ConnectInfo = ();
+    fn connect_info(&self) -> Self::ConnectInfo {}
+}
+
+impl AsyncRead for Tls {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Tls {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+/// A running stand-in: its address, and the CA that signed its certificate.
+struct Fixture {
+    server: String,
+    ca_pem: String,
+    ca_fingerprint: String,
+    home: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn ca_file(&self) -> std::path::PathBuf {
+        self.home.path().join("ca.pem")
+    }
+}
+
+async fn start() -> Fixture {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server_cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&server_key, &ca)
+        .unwrap();
+
+    let mut config = rustls::ServerConfig::builder_with_provider(herald_proto::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![server_cert.der().clone(), ca.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+        )
+        .unwrap();
+    config.alpn_protocols = vec![herald_proto::tls::ALPN_H2.to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Tls>>(16);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                // A failed handshake (e.g. a client that distrusts us) is
+                // that client's problem only.
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    let _ = tx.send(Ok(Tls(tls))).await;
+                }
+            });
+        }
+    });
+    tokio::spawn(
+        Server::builder()
+            .add_service(AdminServiceServer::new(Mock))
+            .serve_with_incoming(ReceiverStream::new(rx)),
+    );
+
+    let home = tempfile::tempdir().unwrap();
+    let fixture = Fixture {
+        server: addr.to_string(),
+        ca_pem: ca.pem(),
+        ca_fingerprint: herald_proto::tls::fingerprint(ca.der()),
+        home,
+    };
+    std::fs::write(fixture.ca_file(), &fixture.ca_pem).unwrap();
+    fixture
+}
+
+// ------------------------------------------------------------------ library
+
+#[tokio::test]
+async fn login_stores_the_token_and_sends_it() {
+    let fx = start().await;
+    let mut client = AdminClient::connect(&fx.server, ServerTrust::CaPem(fx.ca_pem.clone()))
+        .await
+        .unwrap();
+    assert_eq!(client.token(), None);
+
+    let err = client.whoami().await.unwrap_err();
+    assert_eq!(err.code(), Some(tonic::Code::Unauthenticated));
+    assert_eq!(
+        err.to_string(),
+        "not authenticated: no valid session (got None)"
+    );
+
+    let err = client.login("root", "wrong").await.unwrap_err();
+    assert_eq!(err.to_string(), "not authenticated: wrong name or password");
+    assert_eq!(client.token(), None);
+
+    client.login("root", "pw").await.unwrap();
+    assert_eq!(client.token(), Some(TOKEN));
+    assert_eq!(client.whoami().await.unwrap().name, "root");
+
+    // A client made from a saved token, trusting by fingerprint, works the same.
+    let saved = AdminClient::connect(
+        &fx.server,
+        ServerTrust::Fingerprint(fx.ca_fingerprint.clone()),
+    )
+    .await
+    .unwrap()
+    .with_token(TOKEN.to_owned());
+    let units = saved.units().await.unwrap();
+    assert_eq!(
+        resolve_unit(&units, "/Branches/Branch 3").unwrap().id,
+        "u-b3"
+    );
+    assert_eq!(saved.unit("Branches").await.unwrap().id, "u-br");
+    assert!(matches!(
+        saved.unit("/Nowhere").await,
+        Err(ClientError::Invalid(m)) if m.starts_with("no org unit \"/Nowhere\": known units are /,")
+    ));
+
+    let err = saved
+        .rpc()
+        .create_org_unit(pb::CreateOrgUnitRequest {
+            parent_id: "u-br".into(),
+            name: "Branch 4".into(),
+        })
+        .await
+        .map_err(ClientError::from)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "permission denied: you may not manage org units under /Branches"
+    );
+}
+
+#[tokio::test]
+async fn untrusted_or_unreachable_servers_are_connect_errors() {
+    let fx = start().await;
+    let wrong = ServerTrust::Fingerprint("ab".repeat(32));
+    let err = AdminClient::connect(&fx.server, wrong).await.unwrap_err();
+    assert!(matches!(&err, ClientError::Connect { .. }), "{err:?}");
+    assert!(err.to_string().contains("fingerprint"), "{err}");
+
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let err = AdminClient::connect(
+        &format!("127.0.0.1:{port}"),
+        ServerTrust::CaPem(fx.ca_pem.clone()),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("cannot connect to 127.0.0.1:{port}: ")),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------- heraldctl
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs heraldctl with the fixture's session directory and `stdin`.
+async fn heraldctl(fx: &Fixture, args: &[&str], stdin: &str) -> Run {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_heraldctl"))
+        .args(args)
+        .env("HERALD_CTL_HOME", fx.home.path())
+        .env_remove("HERALD_PASSWORD")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    let output = child.wait_with_output().await.unwrap();
+    Run {
+        ok: output.status.success(),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heraldctl_session_and_commands() {
+    let fx = start().await;
+    let ca_file = fx.ca_file().display().to_string();
+
+    let run = heraldctl(&fx, &["whoami"], "").await;
+    assert!(!run.ok);
+    assert_eq!(
+        run.stderr,
+        "error: not logged in: run heraldctl login --server URL --ca-file FILE --user NAME\n"
+    );
+
+    let login = [
+        "login",
+        "--server",
+        &fx.server,
+        "--ca-file",
+        &ca_file,
+        "--user",
+        "root",
+        "--password-stdin",
+    ];
+    let run = heraldctl(&fx, &login, "nope\n").await;
+    assert!(!run.ok);
+    assert_eq!(
+        run.stderr,
+        "error: not authenticated: wrong name or password\n"
+    );
+
+    let run = heraldctl(&fx, &login, "pw\n").await;
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        format!(
+            "logged in as root to {} (session valid until 2100-01-01 00:00:00 UTC)\n",
+            fx.server
+        )
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(fx.home.path().join("session.toml")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+
+    let run = heraldctl(&fx, &["whoami"], "").await;
+    assert!(run.ok, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("send-quick-alerts  /Branches/Branch 3\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("view-reports       organisation\n"),
+        "{}",
+        run.stdout
+    );
+
+    let run = heraldctl(&fx, &["--json", "org", "list"], "").await;
+    assert!(run.ok, "{}", run.stderr);
+    let units: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(units[2]["path"], "/Branches/Branch 3");
+
+    let run = heraldctl(&fx, &["org", "list"], "").await;
+    assert_eq!(
+        run.stdout,
+        "UNIT          ID\n/ (Library)   root\n  Branches    u-br\n    Branch 3  u-b3\n"
+    );
+
+    let run = heraldctl(
+        &fx,
+        &[
+            "token",
+            "create",
+            "--unit",
+            "Branches/Branch 3",
+            "--valid-for",
+            "24h",
+        ],
+        "",
+    )
+    .await;
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(run.stdout, format!("{ENROLL_TOKEN}\n"));
+    assert!(
+        run.stderr
+            .contains("enrollment token t1 for /Branches/Branch 3"),
+        "{}",
+        run.stderr
+    );
+
+    let run = heraldctl(&fx, &["computers", "list"], "").await;
+    assert!(run.ok, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", run.stdout);
+    assert!(lines[0].starts_with("ID  HOSTNAME  UNIT"), "{}", run.stdout);
+    assert!(
+        lines[1].contains("pc-01") && lines[1].contains("online"),
+        "{}",
+        run.stdout
+    );
+
+    let run = heraldctl(&fx, &["computers", "revoke", "c1"], "y\n").await;
+    assert!(!run.ok);
+    assert_eq!(
+        run.stderr,
+        "error: not revoking computer c1 without confirmation: pass --yes\n"
+    );
+    let run = heraldctl(&fx, &["--json", "computers", "revoke", "c1", "--yes"], "").await;
+    assert!(run.ok, "{}", run.stderr);
+    let revoked: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(revoked["revoked"], true);
+
+    let run = heraldctl(&fx, &["org", "create", "/Branches", "Branch 4"], "").await;
+    assert!(!run.ok);
+    assert_eq!(
+        run.stderr,
+        "error: permission denied: you may not manage org units under /Branches\n"
+    );
+    let run = heraldctl(&fx, &["org", "create", "/Nope", "X"], "").await;
+    assert!(!run.ok);
+    assert!(
+        run.stderr
+            .starts_with("error: no org unit \"/Nope\": known units are /, "),
+        "{}",
+        run.stderr
+    );
+
+    let run = heraldctl(&fx, &["logout"], "").await;
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(run.stdout, format!("logged out root from {}\n", fx.server));
+    assert!(!fx.home.path().join("session.toml").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heraldctl_login_by_fingerprint_and_expired_session() {
+    let fx = start().await;
+    // Users paste fingerprints in all kinds of shapes.
+    let pasted: Vec<String> = fx
+        .ca_fingerprint
+        .to_uppercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| String::from_utf8_lossy(pair).into_owned())
+        .collect();
+    let pasted = pasted.join(":");
+    let args = [
+        "login",
+        "--server",
+        &fx.server,
+        "--fingerprint",
+        &pasted,
+        "-u",
+        "root",
+        "--password-stdin",
+    ];
+    let run = heraldctl(&fx, &args, "pw\r\n").await;
+    assert!(run.ok, "{}", run.stderr);
+
+    let wrong = "00".repeat(32);
+    let args = [
+        "login",
+        "--server",
+        &fx.server,
+        "--fingerprint",
+        &wrong,
+        "-u",
+        "root",
+        "--password-stdin",
+    ];
+    let run = heraldctl(&fx, &args, "pw\n").await;
+    assert!(!run.ok);
+    assert!(
+        run.stderr.contains("does not match the fingerprint"),
+        "{}",
+        run.stderr
+    );
+
+    // Logging in again needs neither trust nor user: the saved session has both.
+    let run = heraldctl(&fx, &["login", "--password-stdin"], "pw\n").await;
+    assert!(run.ok, "{}", run.stderr);
+
+    let path = fx.home.path().join("session.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains(&format!("fingerprint = \"{}\"", fx.ca_fingerprint)),
+        "{text}"
+    );
+    let expired = text.replace("4102444800000", "1000");
+    std::fs::write(&path, expired).unwrap();
+    let run = heraldctl(&fx, &["whoami"], "").await;
+    assert!(!run.ok);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: not logged in: the session of root expired at 1970-01-01 00:00:01 UTC; \
+             run heraldctl login --server {} --fingerprint {} --user root\n",
+            fx.server, fx.ca_fingerprint
+        )
+    );
+}
