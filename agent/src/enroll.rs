@@ -12,9 +12,13 @@ use crate::state::{AgentInfo, Identity, StateDir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnrollError {
-    #[error("this is not a Herald enrollment token (expected hrld1.<fingerprint>.<secret>): copy the whole token")]
+    #[error(
+        "this is not a Herald enrollment token (expected hrld1.<fingerprint>.<secret>): copy the whole token"
+    )]
     BadToken,
-    #[error("{0} is already enrolled as {1}: pass --force to enroll again (the old identity is replaced)")]
+    #[error(
+        "{0} is already enrolled as {1}: pass --force to enroll again (the old identity is replaced)"
+    )]
     AlreadyEnrolled(String, String),
     #[error("cannot create a key: {0}")]
     Key(String),
@@ -37,17 +41,31 @@ pub fn token_fingerprint(token: &str) -> Result<String, EnrollError> {
     }
 }
 
-pub async fn enroll(server: &str, token: &str, state_dir: &Path, force: bool) -> Result<Identity, EnrollError> {
+pub async fn enroll(
+    server: &str,
+    token: &str,
+    state_dir: &Path,
+    force: bool,
+) -> Result<Identity, EnrollError> {
     let dir = StateDir::new(state_dir);
     if dir.is_enrolled() && !force {
-        let existing = dir.load().map(|i| i.info.computer_id).unwrap_or_else(|_| "an unknown computer".into());
-        return Err(EnrollError::AlreadyEnrolled(state_dir.display().to_string(), existing));
+        let existing = dir
+            .load()
+            .map(|i| i.info.computer_id)
+            .unwrap_or_else(|_| "an unknown computer".into());
+        return Err(EnrollError::AlreadyEnrolled(
+            state_dir.display().to_string(),
+            existing,
+        ));
     }
     let fingerprint = token_fingerprint(token)?;
     let hostname = crate::hostname();
     let key = KeyPair::generate().map_err(|e| EnrollError::Key(e.to_string()))?;
-    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|e| EnrollError::Key(e.to_string()))?;
-    params.distinguished_name.push(DnType::CommonName, hostname.clone());
+    let mut params = CertificateParams::new(Vec::<String>::new())
+        .map_err(|e| EnrollError::Key(e.to_string()))?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, hostname.clone());
     let csr = params
         .serialize_request(&key)
         .and_then(|c| c.pem())
@@ -77,7 +95,10 @@ pub async fn enroll(server: &str, token: &str, state_dir: &Path, force: bool) ->
             certificate_not_after_unix_ms: resp.certificate_not_after_unix_ms,
         },
         ca_pem: resp.ca_chain_pem,
-        client: ClientIdentity { cert_pem: resp.certificate_pem, key_pem: key.serialize_pem() },
+        client: ClientIdentity {
+            cert_pem: resp.certificate_pem,
+            key_pem: key.serialize_pem(),
+        },
     };
     dir.save(&identity)?;
     Ok(identity)
@@ -90,7 +111,10 @@ mod tests {
     #[test]
     fn fingerprint_from_token() {
         let fp = "ab".repeat(32);
-        assert_eq!(token_fingerprint(&format!("hrld1.{fp}.secretsecretsecret")).unwrap(), fp);
+        assert_eq!(
+            token_fingerprint(&format!("hrld1.{fp}.secretsecretsecret")).unwrap(),
+            fp
+        );
         for bad in ["", "hrld1.x.y", "nope", &format!("hrld1.{fp}")] {
             assert!(token_fingerprint(bad).is_err(), "{bad}");
         }

@@ -19,7 +19,11 @@ use tokio::sync::watch;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ToSession {
     /// Who the service has recognised the session part as.
-    Welcome { user: String, uid: u32, computer_id: String },
+    Welcome {
+        user: String,
+        uid: u32,
+        computer_id: String,
+    },
 }
 
 /// Session part → service.
@@ -46,7 +50,11 @@ pub struct Sessions {
 
 impl Sessions {
     pub fn new() -> Arc<Self> {
-        Arc::new(Sessions { next: AtomicU64::new(1), conns: Mutex::new(BTreeMap::new()), users: watch::channel(Vec::new()).0 })
+        Arc::new(Sessions {
+            next: AtomicU64::new(1),
+            conns: Mutex::new(BTreeMap::new()),
+            users: watch::channel(Vec::new()).0,
+        })
     }
 
     pub fn subscribe(&self) -> watch::Receiver<Vec<LocalUser>> {
@@ -96,7 +104,10 @@ pub fn default_socket_path() -> PathBuf {
     }
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()) {
         Some(dir) => PathBuf::from(dir).join("herald-agent/session.sock"),
-        None => std::env::temp_dir().join(format!("herald-agent-{}/session.sock", nix::unistd::Uid::effective())),
+        None => std::env::temp_dir().join(format!(
+            "herald-agent-{}/session.sock",
+            nix::unistd::Uid::effective()
+        )),
     }
 }
 
@@ -125,7 +136,12 @@ fn user_name(uid: u32) -> String {
 }
 
 /// Accepts session parts until `shutdown` flips.
-pub async fn serve(listener: UnixListener, sessions: Arc<Sessions>, computer_id: String, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: UnixListener,
+    sessions: Arc<Sessions>,
+    computer_id: String,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let stream = tokio::select! {
             r = listener.accept() => match r {
@@ -138,11 +154,21 @@ pub async fn serve(listener: UnixListener, sessions: Arc<Sessions>, computer_id:
             },
             _ = shutdown.changed() => return,
         };
-        tokio::spawn(handle(stream, sessions.clone(), computer_id.clone(), shutdown.clone()));
+        tokio::spawn(handle(
+            stream,
+            sessions.clone(),
+            computer_id.clone(),
+            shutdown.clone(),
+        ));
     }
 }
 
-async fn handle(stream: UnixStream, sessions: Arc<Sessions>, computer_id: String, mut shutdown: watch::Receiver<bool>) {
+async fn handle(
+    stream: UnixStream,
+    sessions: Arc<Sessions>,
+    computer_id: String,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let uid = match stream.peer_cred() {
         Ok(cred) => cred.uid(),
         Err(e) => {
@@ -150,10 +176,19 @@ async fn handle(stream: UnixStream, sessions: Arc<Sessions>, computer_id: String
             return;
         }
     };
-    let user = LocalUser { name: user_name(uid), uid };
+    let user = LocalUser {
+        name: user_name(uid),
+        uid,
+    };
     let (read, mut write) = stream.into_split();
-    let welcome = ToSession::Welcome { user: user.name.clone(), uid, computer_id };
-    let Ok(mut line) = serde_json::to_string(&welcome) else { return };
+    let welcome = ToSession::Welcome {
+        user: user.name.clone(),
+        uid,
+        computer_id,
+    };
+    let Ok(mut line) = serde_json::to_string(&welcome) else {
+        return;
+    };
     line.push('\n');
     if write.write_all(line.as_bytes()).await.is_err() {
         return;

@@ -58,7 +58,9 @@ enum Command {
 fn humantime_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}: use e.g. 30s, 5m"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: use e.g. 30s, 5m"))?;
     match unit {
         "ms" => Ok(Duration::from_millis(n)),
         "s" | "" => Ok(Duration::from_secs(n)),
@@ -85,7 +87,12 @@ fn main() -> anyhow::Result<()> {
 
 async fn async_main(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Enroll { server, token, state_dir, force } => {
+        Command::Enroll {
+            server,
+            token,
+            state_dir,
+            force,
+        } => {
             let dir = state_dir.unwrap_or_else(herald_agent::state::default_state_dir);
             let id = herald_agent::enroll::enroll(&server, &token, &dir, force).await?;
             println!(
@@ -96,11 +103,18 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Service { state_dir, socket, max_backoff } => {
+        Command::Service {
+            state_dir,
+            socket,
+            max_backoff,
+        } => {
             let opts = herald_agent::service::ServiceOptions {
                 state_dir: state_dir.unwrap_or_else(herald_agent::state::default_state_dir),
                 socket: Some(socket.unwrap_or_else(herald_agent::local::default_socket_path)),
-                backoff: Backoff { cap: max_backoff, ..Backoff::default() },
+                backoff: Backoff {
+                    cap: max_backoff,
+                    ..Backoff::default()
+                },
             };
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {

@@ -47,7 +47,10 @@ pub enum ServiceError {
     #[error(transparent)]
     State(#[from] crate::state::StateError),
     #[error("cannot listen on the local socket {path}: {source}")]
-    Socket { path: String, source: std::io::Error },
+    Socket {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 enum SessionEnd {
@@ -68,10 +71,17 @@ pub async fn run(
     let identity = StateDir::new(&opts.state_dir).load()?;
     let sessions = Sessions::new();
     if let Some(path) = &opts.socket {
-        let listener = crate::local::bind(path)
-            .map_err(|source| ServiceError::Socket { path: path.display().to_string(), source })?;
+        let listener = crate::local::bind(path).map_err(|source| ServiceError::Socket {
+            path: path.display().to_string(),
+            source,
+        })?;
         tracing::info!(socket = %path.display(), "listening for session parts");
-        tokio::spawn(crate::local::serve(listener, sessions.clone(), identity.info.computer_id.clone(), shutdown.clone()));
+        tokio::spawn(crate::local::serve(
+            listener,
+            sessions.clone(),
+            identity.info.computer_id.clone(),
+            shutdown.clone(),
+        ));
     }
     let mut shutdown = shutdown;
     let mut attempt: u32 = 0;
@@ -122,7 +132,14 @@ pub async fn run(
 }
 
 fn users_pb(users: &[LocalUser]) -> Vec<pb::LoggedInUser> {
-    users.iter().map(|u| pb::LoggedInUser { name: u.name.clone(), uid: u.uid, locked: false }).collect()
+    users
+        .iter()
+        .map(|u| pb::LoggedInUser {
+            name: u.name.clone(),
+            uid: u.uid,
+            locked: false,
+        })
+        .collect()
 }
 
 fn agent_msg(kind: agent_message::Kind) -> pb::AgentMessage {
@@ -183,7 +200,9 @@ async fn run_session(
         _ = shutdown.changed() => return SessionEnd::Shutdown,
     };
     let heartbeat = match welcome {
-        Ok(Ok(Some(pb::ServerMessage { kind: Some(server_message::Kind::Welcome(w)) }))) => {
+        Ok(Ok(Some(pb::ServerMessage {
+            kind: Some(server_message::Kind::Welcome(w)),
+        }))) => {
             tracing::info!(computer = %w.computer_id, unit = %w.org_unit_path, "session established");
             Duration::from_secs(u64::from(w.heartbeat_interval_secs.max(1)))
         }

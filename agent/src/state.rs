@@ -10,10 +10,15 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("this computer is not enrolled yet ({path} is missing): run herald-agent enroll --server URL --token TOKEN")]
+    #[error(
+        "this computer is not enrolled yet ({path} is missing): run herald-agent enroll --server URL --token TOKEN"
+    )]
     NotEnrolled { path: PathBuf },
     #[error("cannot read or write {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is damaged: {reason}")]
     Corrupt { path: PathBuf, reason: String },
 }
@@ -27,7 +32,9 @@ pub fn default_state_dir() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|x| !x.is_empty()) {
         return PathBuf::from(x).join("herald-agent");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".local/state/herald-agent")
 }
 
@@ -77,12 +84,17 @@ impl StateDir {
             return Err(StateError::NotEnrolled { path: self.info() });
         }
         let info_text = read(&self.info())?;
-        let info: AgentInfo = toml::from_str(&info_text)
-            .map_err(|e| StateError::Corrupt { path: self.info(), reason: e.to_string() })?;
+        let info: AgentInfo = toml::from_str(&info_text).map_err(|e| StateError::Corrupt {
+            path: self.info(),
+            reason: e.to_string(),
+        })?;
         Ok(Identity {
             info,
             ca_pem: read(&self.ca())?,
-            client: herald_proto::tls::ClientIdentity { cert_pem: read(&self.cert())?, key_pem: read(&self.key())? },
+            client: herald_proto::tls::ClientIdentity {
+                cert_pem: read(&self.cert())?,
+                key_pem: read(&self.key())?,
+            },
         })
     }
 
@@ -97,29 +109,42 @@ impl StateDir {
         write_atomic(&self.key(), id.client.key_pem.as_bytes(), 0o600)?;
         write_atomic(&self.cert(), id.client.cert_pem.as_bytes(), 0o644)?;
         write_atomic(&self.ca(), id.ca_pem.as_bytes(), 0o644)?;
-        let info = toml::to_string(&id.info)
-            .map_err(|e| StateError::Corrupt { path: self.info(), reason: e.to_string() })?;
+        let info = toml::to_string(&id.info).map_err(|e| StateError::Corrupt {
+            path: self.info(),
+            reason: e.to_string(),
+        })?;
         write_atomic(&self.info(), info.as_bytes(), 0o644)
     }
 }
 
 fn read(path: &Path) -> Result<String, StateError> {
-    fs::read_to_string(path).map_err(|source| StateError::Io { path: path.to_owned(), source })
+    fs::read_to_string(path).map_err(|source| StateError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Write to a temp file with `mode`, fsync, rename over `path`.
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StateError> {
     let tmp = path.with_extension("tmp");
-    let err = |source| StateError::Io { path: path.to_owned(), source };
+    let err = |source| StateError::Io {
+        path: path.to_owned(),
+        source,
+    };
     let _ = fs::remove_file(&tmp);
-    let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp).map_err(err)?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(err)?;
     f.write_all(bytes).map_err(err)?;
     f.sync_all().map_err(err)?;
     fs::rename(&tmp, path).map_err(err)?;
-    if let Some(parent) = path.parent() {
-        if let Ok(d) = fs::File::open(parent) {
-            let _ = d.sync_all();
-        }
+    if let Some(parent) = path.parent()
+        && let Ok(d) = fs::File::open(parent)
+    {
+        let _ = d.sync_all();
     }
     Ok(())
 }
@@ -142,7 +167,10 @@ mod tests {
                 certificate_not_after_unix_ms: 5,
             },
             ca_pem: "CA".into(),
-            client: herald_proto::tls::ClientIdentity { cert_pem: "CERT".into(), key_pem: "KEY".into() },
+            client: herald_proto::tls::ClientIdentity {
+                cert_pem: "CERT".into(),
+                key_pem: "KEY".into(),
+            },
         };
         sd.save(&id).unwrap();
         let back = sd.load().unwrap();

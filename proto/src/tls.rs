@@ -89,7 +89,9 @@ pub struct ClientIdentity {
 
 impl std::fmt::Debug for ClientIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientIdentity").field("key_pem", &"<hidden>").finish()
+        f.debug_struct("ClientIdentity")
+            .field("key_pem", &"<hidden>")
+            .finish()
     }
 }
 
@@ -109,17 +111,18 @@ pub fn client_config(
             }
             builder.with_root_certificates(roots)
         }
-        ServerTrust::Fingerprint(fp) => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinnedCaVerifier {
-                fingerprint: normalize_fingerprint(fp)?,
-                provider: provider.clone(),
-            })),
+        ServerTrust::Fingerprint(fp) => {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(PinnedCaVerifier {
+                    fingerprint: normalize_fingerprint(fp)?,
+                    provider: provider.clone(),
+                }))
+        }
     };
     let mut config = match identity {
-        Some(id) => {
-            builder.with_client_auth_cert(certs_from_pem(&id.cert_pem)?, key_from_pem(&id.key_pem)?)?
-        }
+        Some(id) => builder
+            .with_client_auth_cert(certs_from_pem(&id.cert_pem)?, key_from_pem(&id.key_pem)?)?,
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![ALPN_H2.to_vec()];
@@ -160,10 +163,12 @@ impl ServerCertVerifier for PinnedCaVerifier {
             })?;
         let mut roots = RootCertStore::empty();
         roots.add(ca.clone().into_owned())?;
-        let verifier =
-            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
-                .build()
-                .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            self.provider.clone(),
+        )
+        .build()
+        .map_err(|e| rustls::Error::General(e.to_string()))?;
         verifier.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
     }
 
@@ -198,9 +203,9 @@ pub fn server_uri(address: &str) -> Result<Uri, TlsError> {
     } else {
         format!("https://{address}")
     };
-    let uri: Uri = with_scheme
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| TlsError::BadAddress(address.to_owned(), e.to_string()))?;
+    let uri: Uri = with_scheme.parse().map_err(|e: http::uri::InvalidUri| {
+        TlsError::BadAddress(address.to_owned(), e.to_string())
+    })?;
     if uri.scheme_str() != Some("https") {
         return Err(TlsError::BadAddress(
             address.to_owned(),
@@ -208,13 +213,18 @@ pub fn server_uri(address: &str) -> Result<Uri, TlsError> {
         ));
     }
     if uri.host().is_none() {
-        return Err(TlsError::BadAddress(address.to_owned(), "no host name".into()));
+        return Err(TlsError::BadAddress(
+            address.to_owned(),
+            "no host name".into(),
+        ));
     }
     if uri.port_u16().is_none() {
         let authority = format!("{}:{}", uri.host().unwrap_or_default(), DEFAULT_PORT);
         return format!("https://{authority}")
             .parse()
-            .map_err(|e: http::uri::InvalidUri| TlsError::BadAddress(address.to_owned(), e.to_string()));
+            .map_err(|e: http::uri::InvalidUri| {
+                TlsError::BadAddress(address.to_owned(), e.to_string())
+            });
     }
     Ok(uri)
 }
@@ -232,10 +242,12 @@ pub fn channel(address: &str, config: ClientConfig) -> Result<Channel, TlsError>
         .http2_keep_alive_interval(std::time::Duration::from_secs(30))
         .keep_alive_while_idle(true);
     let config = Arc::new(config);
-    Ok(endpoint.connect_with_connector_lazy(tower::service_fn(move |uri: Uri| {
-        let config = config.clone();
-        async move { dial(uri, config).await }
-    })))
+    Ok(
+        endpoint.connect_with_connector_lazy(tower::service_fn(move |uri: Uri| {
+            let config = config.clone();
+            async move { dial(uri, config).await }
+        })),
+    )
 }
 
 /// Connects `channel` eagerly, so that TLS or address errors show up now.
@@ -286,12 +298,17 @@ async fn dial(
     let host = uri
         .host()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no host in server address"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     let port = uri.port_u16().unwrap_or(DEFAULT_PORT);
     let tcp = TcpStream::connect((host.as_str(), port)).await?;
     tcp.set_nodelay(true)?;
     let name = ServerName::try_from(host)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-    let tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await?;
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await?;
     Ok(hyper_util::rt::TokioIo::new(tls))
 }

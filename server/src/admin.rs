@@ -5,21 +5,22 @@
 
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use herald_proto::pb;
 use herald_proto::pb::admin_service_server::AdminService;
 use tonic::{Request, Response, Status};
 
 use crate::convert::{admin_to_pb, audit_to_pb, computer_to_pb, grant_from_pb, unit_to_pb};
 use crate::domain::org::Unit;
-use crate::domain::perm::{normalize, subtract, Capability, Grant, Scope};
+use crate::domain::perm::{Capability, Grant, Scope, normalize, subtract};
 use crate::domain::token::{self, TokenRecord};
 use crate::error::{ApiError, ApiResult};
 use crate::state::{
-    new_id, now_ms, random_secret, token_hash, AdminRecord, AuditRecord, Caller, ComputerRecord, SessionRecord, State,
+    AdminRecord, AuditRecord, Caller, ComputerRecord, SessionRecord, State, new_id, now_ms,
+    random_secret, token_hash,
 };
-use crate::store::{seq_key, Batch, Table};
+use crate::store::{Batch, Table, seq_key};
 
 pub struct AdminApi {
     state: Arc<State>,
@@ -38,18 +39,25 @@ fn validate_admin_name(name: &str) -> ApiResult<String> {
     let n = name.trim();
     let ok = !n.is_empty()
         && n.len() <= 64
-        && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
     if ok {
         Ok(n.to_owned())
     } else {
-        Err(ApiError::invalid("name", "use 1 to 64 letters, digits, '.', '_', '-' or '@'"))
+        Err(ApiError::invalid(
+            "name",
+            "use 1 to 64 letters, digits, '.', '_', '-' or '@'",
+        ))
     }
 }
 
 fn validate_password(field: &'static str, pw: &str) -> ApiResult<()> {
     let n = pw.chars().count();
     if n < MIN_PASSWORD_CHARS {
-        return Err(ApiError::invalid(field, format!("use at least {MIN_PASSWORD_CHARS} characters")));
+        return Err(ApiError::invalid(
+            field,
+            format!("use at least {MIN_PASSWORD_CHARS} characters"),
+        ));
     }
     if n > 1024 {
         return Err(ApiError::invalid(field, "use at most 1024 characters"));
@@ -61,7 +69,9 @@ fn validate_password(field: &'static str, pw: &str) -> ApiResult<()> {
 pub async fn hash_password(pw: String) -> ApiResult<String> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut rand::rngs::OsRng);
-        Argon2::default().hash_password(pw.as_bytes(), &salt).map(|h| h.to_string())
+        Argon2::default()
+            .hash_password(pw.as_bytes(), &salt)
+            .map(|h| h.to_string())
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?
@@ -70,7 +80,8 @@ pub async fn hash_password(pw: String) -> ApiResult<String> {
 
 async fn verify_password(pw: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).is_ok_and(|h| Argon2::default().verify_password(pw.as_bytes(), &h).is_ok())
+        PasswordHash::new(&hash)
+            .is_ok_and(|h| Argon2::default().verify_password(pw.as_bytes(), &h).is_ok())
     })
     .await
     .unwrap_or(false)
@@ -87,7 +98,10 @@ impl AdminApi {
     }
 
     fn load_admin(&self, name: &str) -> ApiResult<AdminRecord> {
-        self.state.db.get(Table::Admins, name)?.ok_or_else(|| ApiError::NotFound(format!("no admin named {name:?}")))
+        self.state
+            .db
+            .get(Table::Admins, name)?
+            .ok_or_else(|| ApiError::NotFound(format!("no admin named {name:?}")))
     }
 
     fn token_to_pb(&self, t: &TokenRecord) -> pb::EnrollmentToken {
@@ -130,7 +144,9 @@ impl AdminApi {
 
     async fn login(&self, req: pb::LoginRequest) -> ApiResult<pb::LoginResponse> {
         let admin: Option<AdminRecord> = self.state.db.get(Table::Admins, req.name.trim())?;
-        let hash = admin.as_ref().map_or(self.dummy_hash.clone(), |a| a.password_hash.clone());
+        let hash = admin
+            .as_ref()
+            .map_or(self.dummy_hash.clone(), |a| a.password_hash.clone());
         let ok = verify_password(req.password, hash).await;
         let Some(admin) = admin.filter(|_| ok) else {
             tracing::info!(name = %req.name, "failed admin login");
@@ -140,16 +156,31 @@ impl AdminApi {
         let now = now_ms();
         let expires = now + (self.state.config.admin_session_ttl_secs as i64) * 1000;
         let mut batch = Batch::new();
-        batch.put_json(Table::Sessions, token_hash(&token), &SessionRecord {
-            admin: admin.name.clone(),
-            created_ms: now,
-            expires_ms: expires,
-        });
+        batch.put_json(
+            Table::Sessions,
+            token_hash(&token),
+            &SessionRecord {
+                admin: admin.name.clone(),
+                created_ms: now,
+                expires_ms: expires,
+            },
+        );
         // Expired sessions are swept on login, so the table stays small.
         self.sweep_sessions(&mut batch, now)?;
-        self.state.audit(&mut batch, &admin.name, "admin.login", &admin.name, None, "")?;
+        self.state.audit(
+            &mut batch,
+            &admin.name,
+            "admin.login",
+            &admin.name,
+            None,
+            "",
+        )?;
         self.state.db.commit(batch).await?;
-        Ok(pb::LoginResponse { session_token: token, expires_unix_ms: expires, admin: Some(admin_to_pb(&admin)) })
+        Ok(pb::LoginResponse {
+            session_token: token,
+            expires_unix_ms: expires,
+            admin: Some(admin_to_pb(&admin)),
+        })
     }
 
     fn sweep_sessions(&self, batch: &mut Batch, now: i64) -> ApiResult<()> {
@@ -161,40 +192,75 @@ impl AdminApi {
         Ok(())
     }
 
-    async fn create_unit(&self, caller: Caller, req: pb::CreateOrgUnitRequest) -> ApiResult<pb::OrgUnit> {
+    async fn create_unit(
+        &self,
+        caller: Caller,
+        req: pb::CreateOrgUnitRequest,
+    ) -> ApiResult<pb::OrgUnit> {
         let _w = self.state.write_lock.lock().await;
         let tree = self.state.tree();
         let parent = req.parent_id.trim();
         tree.get(parent)?;
-        self.state.grants(&caller, &tree).require(Capability::ManageOrgUnits, parent)?;
+        self.state
+            .grants(&caller, &tree)
+            .require(Capability::ManageOrgUnits, parent)?;
         let name = tree.check_create(parent, &req.name)?;
-        let unit = Unit { id: new_id("u-"), parent: Some(parent.to_owned()), name, created_ms: now_ms() };
+        let unit = Unit {
+            id: new_id("u-"),
+            parent: Some(parent.to_owned()),
+            name,
+            created_ms: now_ms(),
+        };
         let mut batch = Batch::new();
         batch.put_json(Table::Units, unit.id.clone(), &unit);
         let path = format!("{}/{}", tree.path(parent).trim_end_matches('/'), unit.name);
-        self.state.audit(&mut batch, &caller.name, "org_unit.create", &unit.id, Some(&unit.id), format!("created {path}"))?;
+        self.state.audit(
+            &mut batch,
+            &caller.name,
+            "org_unit.create",
+            &unit.id,
+            Some(&unit.id),
+            format!("created {path}"),
+        )?;
         self.state.db.commit(batch).await?;
         self.state.reload_tree()?;
         unit_to_pb(&self.state.tree(), &unit.id)
     }
 
-    async fn rename_unit(&self, caller: Caller, req: pb::RenameOrgUnitRequest) -> ApiResult<pb::OrgUnit> {
+    async fn rename_unit(
+        &self,
+        caller: Caller,
+        req: pb::RenameOrgUnitRequest,
+    ) -> ApiResult<pb::OrgUnit> {
         let _w = self.state.write_lock.lock().await;
         let tree = self.state.tree();
         let mut unit = tree.get(req.id.trim())?.clone();
-        self.state.grants(&caller, &tree).require(Capability::ManageOrgUnits, &unit.id)?;
+        self.state
+            .grants(&caller, &tree)
+            .require(Capability::ManageOrgUnits, &unit.id)?;
         let name = tree.check_rename(&unit.id, &req.name)?;
         let old = tree.path(&unit.id);
         unit.name = name;
         let mut batch = Batch::new();
         batch.put_json(Table::Units, unit.id.clone(), &unit);
-        self.state.audit(&mut batch, &caller.name, "org_unit.rename", &unit.id, Some(&unit.id), format!("renamed {old} to {:?}", unit.name))?;
+        self.state.audit(
+            &mut batch,
+            &caller.name,
+            "org_unit.rename",
+            &unit.id,
+            Some(&unit.id),
+            format!("renamed {old} to {:?}", unit.name),
+        )?;
         self.state.db.commit(batch).await?;
         self.state.reload_tree()?;
         unit_to_pb(&self.state.tree(), &unit.id)
     }
 
-    async fn move_unit(&self, caller: Caller, req: pb::MoveOrgUnitRequest) -> ApiResult<pb::OrgUnit> {
+    async fn move_unit(
+        &self,
+        caller: Caller,
+        req: pb::MoveOrgUnitRequest,
+    ) -> ApiResult<pb::OrgUnit> {
         let _w = self.state.write_lock.lock().await;
         let tree = self.state.tree();
         let mut unit = tree.get(req.id.trim())?.clone();
@@ -208,35 +274,76 @@ impl AdminApi {
         unit.parent = Some(target.to_owned());
         let mut batch = Batch::new();
         batch.put_json(Table::Units, unit.id.clone(), &unit);
-        self.state.audit(&mut batch, &caller.name, "org_unit.move", &unit.id, Some(&unit.id), format!("moved {old} under {}", tree.path(target)))?;
+        self.state.audit(
+            &mut batch,
+            &caller.name,
+            "org_unit.move",
+            &unit.id,
+            Some(&unit.id),
+            format!("moved {old} under {}", tree.path(target)),
+        )?;
         self.state.db.commit(batch).await?;
         self.state.reload_tree()?;
         unit_to_pb(&self.state.tree(), &unit.id)
     }
 
-    async fn delete_unit(&self, caller: Caller, req: pb::DeleteOrgUnitRequest) -> ApiResult<pb::DeleteOrgUnitResponse> {
+    async fn delete_unit(
+        &self,
+        caller: Caller,
+        req: pb::DeleteOrgUnitRequest,
+    ) -> ApiResult<pb::DeleteOrgUnitResponse> {
         let _w = self.state.write_lock.lock().await;
         let tree = self.state.tree();
         let id = req.id.trim();
         tree.get(id)?;
-        self.state.grants(&caller, &tree).require(Capability::ManageOrgUnits, id)?;
+        self.state
+            .grants(&caller, &tree)
+            .require(Capability::ManageOrgUnits, id)?;
         let now = now_ms();
-        let computers =
-            self.state.db.list::<ComputerRecord>(Table::Computers)?.iter().filter(|c| c.unit == id && !c.revoked).count();
-        let tokens =
-            self.state.db.list::<TokenRecord>(Table::Tokens)?.iter().filter(|t| t.unit == id && t.is_active(now)).count();
+        let computers = self
+            .state
+            .db
+            .list::<ComputerRecord>(Table::Computers)?
+            .iter()
+            .filter(|c| c.unit == id && !c.revoked)
+            .count();
+        let tokens = self
+            .state
+            .db
+            .list::<TokenRecord>(Table::Tokens)?
+            .iter()
+            .filter(|t| t.unit == id && t.is_active(now))
+            .count();
         let admins = self
             .state
             .db
             .list::<AdminRecord>(Table::Admins)?
             .iter()
-            .filter(|a| a.grants.iter().any(|g| matches!(&g.scope, Scope::Units(u) if u.contains(id))))
+            .filter(|a| {
+                a.grants
+                    .iter()
+                    .any(|g| matches!(&g.scope, Scope::Units(u) if u.contains(id)))
+            })
             .count();
-        tree.check_delete(id, &[(computers, "computer"), (tokens, "active enrollment token"), (admins, "admin granted on it")])?;
+        tree.check_delete(
+            id,
+            &[
+                (computers, "computer"),
+                (tokens, "active enrollment token"),
+                (admins, "admin granted on it"),
+            ],
+        )?;
         let path = tree.path(id);
         let mut batch = Batch::new();
         batch.delete(Table::Units, id);
-        self.state.audit(&mut batch, &caller.name, "org_unit.delete", id, Some(id), format!("deleted {path}"))?;
+        self.state.audit(
+            &mut batch,
+            &caller.name,
+            "org_unit.delete",
+            id,
+            Some(id),
+            format!("deleted {path}"),
+        )?;
         self.state.db.commit(batch).await?;
         self.state.reload_tree()?;
         Ok(pb::DeleteOrgUnitResponse {})
@@ -250,14 +357,23 @@ impl AdminApi {
         let tree = self.state.tree();
         let unit = req.org_unit_id.trim();
         tree.get(unit)?;
-        self.state.grants(&caller, &tree).require(Capability::EnrollAgents, unit)?;
+        self.state
+            .grants(&caller, &tree)
+            .require(Capability::EnrollAgents, unit)?;
         let cfg = &self.state.config;
         let max_secs = u64::from(cfg.token_max_validity_days) * 86400;
-        let valid_for = if req.valid_for_secs == 0 { cfg.token_default_validity_secs } else { req.valid_for_secs };
+        let valid_for = if req.valid_for_secs == 0 {
+            cfg.token_default_validity_secs
+        } else {
+            req.valid_for_secs
+        };
         if valid_for > max_secs {
             return Err(ApiError::invalid(
                 "valid_for_secs",
-                format!("at most {} days; create a new token later instead", cfg.token_max_validity_days),
+                format!(
+                    "at most {} days; create a new token later instead",
+                    cfg.token_max_validity_days
+                ),
             ));
         }
         let max_uses = if req.max_uses == 0 { 1 } else { req.max_uses };
@@ -286,7 +402,12 @@ impl AdminApi {
             "token.create",
             &rec.id,
             Some(unit),
-            format!("for {}, {} use(s), valid {}s", tree.path(unit), max_uses, valid_for),
+            format!(
+                "for {}, {} use(s), valid {}s",
+                tree.path(unit),
+                max_uses,
+                valid_for
+            ),
         )?;
         self.state.db.commit(batch).await?;
         Ok(pb::CreateEnrollmentTokenResponse {
@@ -295,7 +416,11 @@ impl AdminApi {
         })
     }
 
-    fn list_tokens(&self, caller: Caller, req: pb::ListEnrollmentTokensRequest) -> ApiResult<pb::ListEnrollmentTokensResponse> {
+    fn list_tokens(
+        &self,
+        caller: Caller,
+        req: pb::ListEnrollmentTokensRequest,
+    ) -> ApiResult<pb::ListEnrollmentTokensResponse> {
         let tree = self.state.tree();
         let g = self.state.grants(&caller, &tree);
         g.require_any(Capability::EnrollAgents)?;
@@ -309,28 +434,49 @@ impl AdminApi {
             .filter(|t| req.include_inactive || t.is_active(now))
             .collect();
         tokens.sort_by_key(|t| std::cmp::Reverse(t.created_ms));
-        Ok(pb::ListEnrollmentTokensResponse { tokens: tokens.iter().map(|t| self.token_to_pb(t)).collect() })
+        Ok(pb::ListEnrollmentTokensResponse {
+            tokens: tokens.iter().map(|t| self.token_to_pb(t)).collect(),
+        })
     }
 
-    async fn revoke_token(&self, caller: Caller, req: pb::RevokeEnrollmentTokenRequest) -> ApiResult<pb::EnrollmentToken> {
+    async fn revoke_token(
+        &self,
+        caller: Caller,
+        req: pb::RevokeEnrollmentTokenRequest,
+    ) -> ApiResult<pb::EnrollmentToken> {
         let _w = self.state.write_lock.lock().await;
         let mut t = self.find_token(&req.id)?;
         let tree = self.state.tree();
-        self.state.grants(&caller, &tree).require(Capability::EnrollAgents, &t.unit)?;
+        self.state
+            .grants(&caller, &tree)
+            .require(Capability::EnrollAgents, &t.unit)?;
         if !t.revoked {
             t.revoked = true;
             let mut batch = Batch::new();
             batch.put_json(Table::Tokens, t.hash.clone(), &t);
-            self.state.audit(&mut batch, &caller.name, "token.revoke", &t.id, Some(&t.unit), "")?;
+            self.state.audit(
+                &mut batch,
+                &caller.name,
+                "token.revoke",
+                &t.id,
+                Some(&t.unit),
+                "",
+            )?;
             self.state.db.commit(batch).await?;
         }
         Ok(self.token_to_pb(&t))
     }
 
-    fn list_computers(&self, caller: Caller, req: pb::ListComputersRequest) -> ApiResult<pb::ListComputersResponse> {
+    fn list_computers(
+        &self,
+        caller: Caller,
+        req: pb::ListComputersRequest,
+    ) -> ApiResult<pb::ListComputersResponse> {
         let tree = self.state.tree();
         let g = self.state.grants(&caller, &tree);
-        let visible = |unit: &str| g.allows(Capability::ManageComputers, unit) || g.allows(Capability::ViewReports, unit);
+        let visible = |unit: &str| {
+            g.allows(Capability::ManageComputers, unit) || g.allows(Capability::ViewReports, unit)
+        };
         let within = req.org_unit_id.trim();
         if within.is_empty() {
             if !g.has_any(Capability::ManageComputers) && !g.has_any(Capability::ViewReports) {
@@ -365,7 +511,11 @@ impl AdminApi {
         Ok(self.computer_pb(&c))
     }
 
-    async fn move_computer(&self, caller: Caller, req: pb::MoveComputerRequest) -> ApiResult<pb::Computer> {
+    async fn move_computer(
+        &self,
+        caller: Caller,
+        req: pb::MoveComputerRequest,
+    ) -> ApiResult<pb::Computer> {
         let _w = self.state.write_lock.lock().await;
         let mut c = self.load_computer(&req.id)?;
         let tree = self.state.tree();
@@ -375,7 +525,10 @@ impl AdminApi {
         g.require(Capability::ManageComputers, &c.unit)?;
         g.require(Capability::ManageComputers, target)?;
         if c.revoked {
-            return Err(ApiError::invalid("id", "this computer is revoked; enroll it again instead of moving it"));
+            return Err(ApiError::invalid(
+                "id",
+                "this computer is revoked; enroll it again instead of moving it",
+            ));
         }
         let from = tree.path(&c.unit);
         c.unit = target.to_owned();
@@ -393,23 +546,39 @@ impl AdminApi {
         Ok(self.computer_pb(&c))
     }
 
-    async fn revoke_computer(&self, caller: Caller, req: pb::RevokeComputerRequest) -> ApiResult<pb::Computer> {
+    async fn revoke_computer(
+        &self,
+        caller: Caller,
+        req: pb::RevokeComputerRequest,
+    ) -> ApiResult<pb::Computer> {
         let _w = self.state.write_lock.lock().await;
         let mut c = self.load_computer(&req.id)?;
         let tree = self.state.tree();
-        self.state.grants(&caller, &tree).require(Capability::ManageComputers, &c.unit)?;
+        self.state
+            .grants(&caller, &tree)
+            .require(Capability::ManageComputers, &c.unit)?;
         if !c.revoked {
             c.revoked = true;
             c.revoked_ms = Some(now_ms());
             let mut batch = Batch::new();
             batch.put_json(Table::Computers, c.id.clone(), &c);
-            self.state.audit(&mut batch, &caller.name, "computer.revoke", &c.id, Some(&c.unit), format!("revoked {}", c.hostname))?;
+            self.state.audit(
+                &mut batch,
+                &caller.name,
+                "computer.revoke",
+                &c.id,
+                Some(&c.unit),
+                format!("revoked {}", c.hostname),
+            )?;
             self.state.db.commit(batch).await?;
         }
         if let Ok(mut set) = self.state.revoked.write() {
             set.insert(c.cert_serial.clone());
         }
-        self.state.kill_session(&c.id, Status::permission_denied("this computer was revoked by an admin"));
+        self.state.kill_session(
+            &c.id,
+            Status::permission_denied("this computer was revoked by an admin"),
+        );
         Ok(self.computer_pb(&c))
     }
 
@@ -425,33 +594,68 @@ impl AdminApi {
         Ok(normalize(&out, &tree))
     }
 
-    async fn create_admin(&self, caller: Caller, req: pb::CreateAdminRequest) -> ApiResult<pb::AdminInfo> {
+    async fn create_admin(
+        &self,
+        caller: Caller,
+        req: pb::CreateAdminRequest,
+    ) -> ApiResult<pb::AdminInfo> {
         let tree = self.state.tree();
-        self.state.grants(&caller, &tree).require_any(Capability::ManageAdmins)?;
+        self.state
+            .grants(&caller, &tree)
+            .require_any(Capability::ManageAdmins)?;
         let name = validate_admin_name(&req.name)?;
         validate_password("password", &req.password)?;
         let grants = self.check_new_grants(&caller, req.grants)?;
         let hash = hash_password(req.password).await?;
         let _w = self.state.write_lock.lock().await;
-        if self.state.db.get::<AdminRecord>(Table::Admins, &name)?.is_some() {
-            return Err(ApiError::AlreadyExists(format!("an admin named {name:?} already exists")));
+        if self
+            .state
+            .db
+            .get::<AdminRecord>(Table::Admins, &name)?
+            .is_some()
+        {
+            return Err(ApiError::AlreadyExists(format!(
+                "an admin named {name:?} already exists"
+            )));
         }
-        let rec = AdminRecord { name: name.clone(), password_hash: hash, grants, created_ms: now_ms(), created_by: caller.name.clone() };
+        let rec = AdminRecord {
+            name: name.clone(),
+            password_hash: hash,
+            grants,
+            created_ms: now_ms(),
+            created_by: caller.name.clone(),
+        };
         let mut batch = Batch::new();
         batch.put_json(Table::Admins, name.clone(), &rec);
-        self.state.audit(&mut batch, &caller.name, "admin.create", &name, None, describe_grants(&rec.grants, &tree))?;
+        self.state.audit(
+            &mut batch,
+            &caller.name,
+            "admin.create",
+            &name,
+            None,
+            describe_grants(&rec.grants, &tree),
+        )?;
         self.state.db.commit(batch).await?;
         Ok(admin_to_pb(&rec))
     }
 
-    async fn delete_admin(&self, caller: Caller, req: pb::DeleteAdminRequest) -> ApiResult<pb::DeleteAdminResponse> {
+    async fn delete_admin(
+        &self,
+        caller: Caller,
+        req: pb::DeleteAdminRequest,
+    ) -> ApiResult<pb::DeleteAdminResponse> {
         let _w = self.state.write_lock.lock().await;
         let target = self.load_admin(req.name.trim())?;
         if target.name == caller.name {
-            return Err(ApiError::invalid("name", "you cannot delete your own account"));
+            return Err(ApiError::invalid(
+                "name",
+                "you cannot delete your own account",
+            ));
         }
         let tree = self.state.tree();
-        self.state.grants(&caller, &tree).may_manage_admin(&target.name, &target.grants)?;
+        self.state
+            .grants(&caller, &tree)
+            .may_manage_admin(&target.name, &target.grants)?;
         let mut batch = Batch::new();
         batch.delete(Table::Admins, target.name.clone());
         for (key, s) in self.state.db.list_keyed::<SessionRecord>(Table::Sessions)? {
@@ -459,18 +663,31 @@ impl AdminApi {
                 batch.delete(Table::Sessions, key);
             }
         }
-        self.state.audit(&mut batch, &caller.name, "admin.delete", &target.name, None, "")?;
+        self.state.audit(
+            &mut batch,
+            &caller.name,
+            "admin.delete",
+            &target.name,
+            None,
+            "",
+        )?;
         self.state.db.commit(batch).await?;
         Ok(pb::DeleteAdminResponse {})
     }
 
-    async fn reset_password(&self, caller: Caller, req: pb::ResetAdminPasswordRequest) -> ApiResult<pb::ResetAdminPasswordResponse> {
+    async fn reset_password(
+        &self,
+        caller: Caller,
+        req: pb::ResetAdminPasswordRequest,
+    ) -> ApiResult<pb::ResetAdminPasswordResponse> {
         validate_password("new_password", &req.new_password)?;
         let hash = hash_password(req.new_password).await?;
         let _w = self.state.write_lock.lock().await;
         let mut target = self.load_admin(req.name.trim())?;
         let tree = self.state.tree();
-        self.state.grants(&caller, &tree).may_manage_admin(&target.name, &target.grants)?;
+        self.state
+            .grants(&caller, &tree)
+            .may_manage_admin(&target.name, &target.grants)?;
         target.password_hash = hash;
         let mut batch = Batch::new();
         batch.put_json(Table::Admins, target.name.clone(), &target);
@@ -480,12 +697,25 @@ impl AdminApi {
                 batch.delete(Table::Sessions, key);
             }
         }
-        self.state.audit(&mut batch, &caller.name, "admin.reset_password", &target.name, None, "")?;
+        self.state.audit(
+            &mut batch,
+            &caller.name,
+            "admin.reset_password",
+            &target.name,
+            None,
+            "",
+        )?;
         self.state.db.commit(batch).await?;
         Ok(pb::ResetAdminPasswordResponse {})
     }
 
-    async fn change_grant(&self, caller: Caller, name: &str, grant: Option<pb::Grant>, add: bool) -> ApiResult<pb::AdminInfo> {
+    async fn change_grant(
+        &self,
+        caller: Caller,
+        name: &str,
+        grant: Option<pb::Grant>,
+        add: bool,
+    ) -> ApiResult<pb::AdminInfo> {
         let _w = self.state.write_lock.lock().await;
         let tree = self.state.tree();
         let mut target = self.load_admin(name.trim())?;
@@ -508,12 +738,23 @@ impl AdminApi {
         };
         let mut batch = Batch::new();
         batch.put_json(Table::Admins, target.name.clone(), &target);
-        self.state.audit(&mut batch, &caller.name, action, &target.name, unit.as_deref(), describe_grants(std::slice::from_ref(&grant), &tree))?;
+        self.state.audit(
+            &mut batch,
+            &caller.name,
+            action,
+            &target.name,
+            unit.as_deref(),
+            describe_grants(std::slice::from_ref(&grant), &tree),
+        )?;
         self.state.db.commit(batch).await?;
         Ok(admin_to_pb(&target))
     }
 
-    fn list_audit(&self, caller: Caller, req: pb::ListAuditLogRequest) -> ApiResult<pb::ListAuditLogResponse> {
+    fn list_audit(
+        &self,
+        caller: Caller,
+        req: pb::ListAuditLogRequest,
+    ) -> ApiResult<pb::ListAuditLogResponse> {
         let tree = self.state.tree();
         let g = self.state.grants(&caller, &tree);
         g.require_any(Capability::ViewAuditLog)?;
@@ -530,7 +771,10 @@ impl AdminApi {
         let mut out = Vec::new();
         let mut scanned = 0usize;
         'pages: loop {
-            let page: Vec<AuditRecord> = self.state.db.list_rev(Table::Audit, before.as_deref(), 512)?;
+            let page: Vec<AuditRecord> =
+                self.state
+                    .db
+                    .list_rev(Table::Audit, before.as_deref(), 512)?;
             if page.is_empty() {
                 break;
             }
@@ -540,12 +784,18 @@ impl AdminApi {
                 if req.since_unix_ms > 0 && r.at_ms < req.since_unix_ms {
                     break 'pages;
                 }
-                let visible = org_wide || r.unit.as_deref().is_some_and(|u| g.allows(Capability::ViewAuditLog, u));
+                let visible = org_wide
+                    || r.unit
+                        .as_deref()
+                        .is_some_and(|u| g.allows(Capability::ViewAuditLog, u));
                 let matches = visible
                     && (req.until_unix_ms == 0 || r.at_ms <= req.until_unix_ms)
                     && (req.admin.is_empty() || r.admin == req.admin)
                     && (req.action.is_empty() || r.action.starts_with(&req.action))
-                    && (unit_filter.is_empty() || r.unit.as_deref().is_some_and(|u| tree.is_within(u, unit_filter)));
+                    && (unit_filter.is_empty()
+                        || r.unit
+                            .as_deref()
+                            .is_some_and(|u| tree.is_within(u, unit_filter)));
                 if matches {
                     out.push(audit_to_pb(&r));
                     if out.len() >= limit {
@@ -569,7 +819,10 @@ fn describe_grants(grants: &[Grant], tree: &crate::domain::org::OrgTree) -> Stri
             Scope::Units(u) => format!(
                 "{} on {}",
                 g.capability,
-                u.iter().map(|id| tree.path(id)).collect::<Vec<_>>().join(", ")
+                u.iter()
+                    .map(|id| tree.path(id))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         })
         .collect::<Vec<_>>()
@@ -578,23 +831,41 @@ fn describe_grants(grants: &[Grant], tree: &crate::domain::org::OrgTree) -> Stri
 
 #[tonic::async_trait]
 impl AdminService for AdminApi {
-    async fn login(&self, req: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
+    async fn login(
+        &self,
+        req: Request<pb::LoginRequest>,
+    ) -> Result<Response<pb::LoginResponse>, Status> {
         respond(AdminApi::login(self, req.into_inner()).await)
     }
 
-    async fn logout(&self, req: Request<pb::LogoutRequest>) -> Result<Response<pb::LogoutResponse>, Status> {
+    async fn logout(
+        &self,
+        req: Request<pb::LogoutRequest>,
+    ) -> Result<Response<pb::LogoutResponse>, Status> {
         let caller = self.state.caller(&req)?;
         let mut batch = Batch::new();
         batch.delete(Table::Sessions, caller.session_hash.clone());
-        respond(async {
-            self.state.audit(&mut batch, &caller.name, "admin.logout", &caller.name, None, "")?;
-            self.state.db.commit(batch).await?;
-            Ok(pb::LogoutResponse {})
-        }
-        .await)
+        respond(
+            async {
+                self.state.audit(
+                    &mut batch,
+                    &caller.name,
+                    "admin.logout",
+                    &caller.name,
+                    None,
+                    "",
+                )?;
+                self.state.db.commit(batch).await?;
+                Ok(pb::LogoutResponse {})
+            }
+            .await,
+        )
     }
 
-    async fn who_am_i(&self, req: Request<pb::WhoAmIRequest>) -> Result<Response<pb::AdminInfo>, Status> {
+    async fn who_am_i(
+        &self,
+        req: Request<pb::WhoAmIRequest>,
+    ) -> Result<Response<pb::AdminInfo>, Status> {
         let caller = self.state.caller(&req)?;
         respond(self.load_admin(&caller.name).map(|a| admin_to_pb(&a)))
     }
@@ -605,23 +876,34 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::ChangeOwnPasswordResponse>, Status> {
         let caller = self.state.caller(&req)?;
         let req = req.into_inner();
-        respond(async {
-            validate_password("new_password", &req.new_password)?;
-            let admin = self.load_admin(&caller.name)?;
-            if !verify_password(req.old_password, admin.password_hash.clone()).await {
-                return Err(ApiError::PermissionDenied("the old password is wrong".into()));
+        respond(
+            async {
+                validate_password("new_password", &req.new_password)?;
+                let admin = self.load_admin(&caller.name)?;
+                if !verify_password(req.old_password, admin.password_hash.clone()).await {
+                    return Err(ApiError::PermissionDenied(
+                        "the old password is wrong".into(),
+                    ));
+                }
+                let hash = hash_password(req.new_password).await?;
+                let _w = self.state.write_lock.lock().await;
+                let mut admin = self.load_admin(&caller.name)?;
+                admin.password_hash = hash;
+                let mut batch = Batch::new();
+                batch.put_json(Table::Admins, admin.name.clone(), &admin);
+                self.state.audit(
+                    &mut batch,
+                    &caller.name,
+                    "admin.change_password",
+                    &caller.name,
+                    None,
+                    "",
+                )?;
+                self.state.db.commit(batch).await?;
+                Ok(pb::ChangeOwnPasswordResponse {})
             }
-            let hash = hash_password(req.new_password).await?;
-            let _w = self.state.write_lock.lock().await;
-            let mut admin = self.load_admin(&caller.name)?;
-            admin.password_hash = hash;
-            let mut batch = Batch::new();
-            batch.put_json(Table::Admins, admin.name.clone(), &admin);
-            self.state.audit(&mut batch, &caller.name, "admin.change_password", &caller.name, None, "")?;
-            self.state.db.commit(batch).await?;
-            Ok(pb::ChangeOwnPasswordResponse {})
-        }
-        .await)
+            .await,
+        )
     }
 
     async fn list_org_units(
@@ -630,20 +912,35 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::ListOrgUnitsResponse>, Status> {
         self.state.caller(&req)?;
         let tree = self.state.tree();
-        respond(tree.ordered().iter().map(|u| unit_to_pb(&tree, &u.id)).collect::<ApiResult<Vec<_>>>().map(|units| pb::ListOrgUnitsResponse { units }))
+        respond(
+            tree.ordered()
+                .iter()
+                .map(|u| unit_to_pb(&tree, &u.id))
+                .collect::<ApiResult<Vec<_>>>()
+                .map(|units| pb::ListOrgUnitsResponse { units }),
+        )
     }
 
-    async fn create_org_unit(&self, req: Request<pb::CreateOrgUnitRequest>) -> Result<Response<pb::OrgUnit>, Status> {
+    async fn create_org_unit(
+        &self,
+        req: Request<pb::CreateOrgUnitRequest>,
+    ) -> Result<Response<pb::OrgUnit>, Status> {
         let caller = self.state.caller(&req)?;
         respond(self.create_unit(caller, req.into_inner()).await)
     }
 
-    async fn rename_org_unit(&self, req: Request<pb::RenameOrgUnitRequest>) -> Result<Response<pb::OrgUnit>, Status> {
+    async fn rename_org_unit(
+        &self,
+        req: Request<pb::RenameOrgUnitRequest>,
+    ) -> Result<Response<pb::OrgUnit>, Status> {
         let caller = self.state.caller(&req)?;
         respond(self.rename_unit(caller, req.into_inner()).await)
     }
 
-    async fn move_org_unit(&self, req: Request<pb::MoveOrgUnitRequest>) -> Result<Response<pb::OrgUnit>, Status> {
+    async fn move_org_unit(
+        &self,
+        req: Request<pb::MoveOrgUnitRequest>,
+    ) -> Result<Response<pb::OrgUnit>, Status> {
         let caller = self.state.caller(&req)?;
         respond(self.move_unit(caller, req.into_inner()).await)
     }
@@ -688,22 +985,34 @@ impl AdminService for AdminApi {
         respond(AdminApi::list_computers(self, caller, req.into_inner()))
     }
 
-    async fn get_computer(&self, req: Request<pb::GetComputerRequest>) -> Result<Response<pb::Computer>, Status> {
+    async fn get_computer(
+        &self,
+        req: Request<pb::GetComputerRequest>,
+    ) -> Result<Response<pb::Computer>, Status> {
         let caller = self.state.caller(&req)?;
         respond(AdminApi::get_computer(self, caller, req.into_inner()))
     }
 
-    async fn move_computer(&self, req: Request<pb::MoveComputerRequest>) -> Result<Response<pb::Computer>, Status> {
+    async fn move_computer(
+        &self,
+        req: Request<pb::MoveComputerRequest>,
+    ) -> Result<Response<pb::Computer>, Status> {
         let caller = self.state.caller(&req)?;
         respond(AdminApi::move_computer(self, caller, req.into_inner()).await)
     }
 
-    async fn revoke_computer(&self, req: Request<pb::RevokeComputerRequest>) -> Result<Response<pb::Computer>, Status> {
+    async fn revoke_computer(
+        &self,
+        req: Request<pb::RevokeComputerRequest>,
+    ) -> Result<Response<pb::Computer>, Status> {
         let caller = self.state.caller(&req)?;
         respond(AdminApi::revoke_computer(self, caller, req.into_inner()).await)
     }
 
-    async fn list_admins(&self, req: Request<pb::ListAdminsRequest>) -> Result<Response<pb::ListAdminsResponse>, Status> {
+    async fn list_admins(
+        &self,
+        req: Request<pb::ListAdminsRequest>,
+    ) -> Result<Response<pb::ListAdminsResponse>, Status> {
         let caller = self.state.caller(&req)?;
         let tree = self.state.tree();
         respond(
@@ -712,11 +1021,16 @@ impl AdminService for AdminApi {
                 .require_any(Capability::ManageAdmins)
                 .map_err(ApiError::from)
                 .and_then(|()| Ok(self.state.db.list::<AdminRecord>(Table::Admins)?))
-                .map(|admins| pb::ListAdminsResponse { admins: admins.iter().map(admin_to_pb).collect() }),
+                .map(|admins| pb::ListAdminsResponse {
+                    admins: admins.iter().map(admin_to_pb).collect(),
+                }),
         )
     }
 
-    async fn create_admin(&self, req: Request<pb::CreateAdminRequest>) -> Result<Response<pb::AdminInfo>, Status> {
+    async fn create_admin(
+        &self,
+        req: Request<pb::CreateAdminRequest>,
+    ) -> Result<Response<pb::AdminInfo>, Status> {
         let caller = self.state.caller(&req)?;
         respond(AdminApi::create_admin(self, caller, req.into_inner()).await)
     }
@@ -737,13 +1051,19 @@ impl AdminService for AdminApi {
         respond(self.reset_password(caller, req.into_inner()).await)
     }
 
-    async fn add_grant(&self, req: Request<pb::AddGrantRequest>) -> Result<Response<pb::AdminInfo>, Status> {
+    async fn add_grant(
+        &self,
+        req: Request<pb::AddGrantRequest>,
+    ) -> Result<Response<pb::AdminInfo>, Status> {
         let caller = self.state.caller(&req)?;
         let r = req.into_inner();
         respond(self.change_grant(caller, &r.name, r.grant, true).await)
     }
 
-    async fn revoke_grant(&self, req: Request<pb::RevokeGrantRequest>) -> Result<Response<pb::AdminInfo>, Status> {
+    async fn revoke_grant(
+        &self,
+        req: Request<pb::RevokeGrantRequest>,
+    ) -> Result<Response<pb::AdminInfo>, Status> {
         let caller = self.state.caller(&req)?;
         let r = req.into_inner();
         respond(self.change_grant(caller, &r.name, r.grant, false).await)

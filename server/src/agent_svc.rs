@@ -28,7 +28,10 @@ pub struct AgentApi {
 
 impl AgentApi {
     pub fn new(state: Arc<State>) -> Self {
-        AgentApi { state, next_conn: AtomicU64::new(1) }
+        AgentApi {
+            state,
+            next_conn: AtomicU64::new(1),
+        }
     }
 
     async fn enroll(&self, req: pb::EnrollRequest) -> ApiResult<pb::EnrollResponse> {
@@ -50,15 +53,22 @@ impl AgentApi {
         }
         let hash = token::secret_hash(&parts.secret);
         let _w = self.state.write_lock.lock().await;
-        let mut tok: TokenRecord = self.state.db.get(Table::Tokens, &hash)?.ok_or(TokenError::Unknown)?;
+        let mut tok: TokenRecord = self
+            .state
+            .db
+            .get(Table::Tokens, &hash)?
+            .ok_or(TokenError::Unknown)?;
         let now = now_ms();
         tok.check_usable(now)?;
         let tree = self.state.tree();
         if !tree.contains(&tok.unit) {
-            return Err(ApiError::NotFound("the org unit of this token no longer exists: ask for a new token".into()));
+            return Err(ApiError::NotFound(
+                "the org unit of this token no longer exists: ask for a new token".into(),
+            ));
         }
         let id = new_id("c-");
-        let validity = Duration::from_secs(u64::from(self.state.config.agent_cert_validity_days) * 86400);
+        let validity =
+            Duration::from_secs(u64::from(self.state.config.agent_cert_validity_days) * 86400);
         let issued = self
             .state
             .ca
@@ -89,7 +99,11 @@ impl AgentApi {
             "computer.enroll",
             &id,
             Some(&tok.unit),
-            format!("{hostname} enrolled into {} with token {}", tree.path(&tok.unit), tok.id),
+            format!(
+                "{hostname} enrolled into {} with token {}",
+                tree.path(&tok.unit),
+                tok.id
+            ),
         )?;
         self.state.db.commit(batch).await?;
         tracing::info!(computer = %id, %hostname, unit = %tree.path(&tok.unit), "computer enrolled");
@@ -103,8 +117,17 @@ impl AgentApi {
     }
 
     /// Records what the agent reported and when it was last seen.
-    async fn save_presence(&self, computer: &str, hello: Option<&pb::Hello>, users: &[String]) -> ApiResult<()> {
-        let Some(mut rec) = self.state.db.get::<ComputerRecord>(Table::Computers, computer)? else {
+    async fn save_presence(
+        &self,
+        computer: &str,
+        hello: Option<&pb::Hello>,
+        users: &[String],
+    ) -> ApiResult<()> {
+        let Some(mut rec) = self
+            .state
+            .db
+            .get::<ComputerRecord>(Table::Computers, computer)?
+        else {
             return Ok(());
         };
         if rec.revoked {
@@ -113,7 +136,8 @@ impl AgentApi {
         if let Some(h) = hello {
             rec.hostname = text("hostname", &h.hostname, 253).unwrap_or(rec.hostname);
             rec.os = text("os", &h.os, 200).unwrap_or(rec.os);
-            rec.agent_version = text("agent_version", &h.agent_version, 64).unwrap_or(rec.agent_version);
+            rec.agent_version =
+                text("agent_version", &h.agent_version, 64).unwrap_or(rec.agent_version);
         }
         rec.users = users.to_vec();
         rec.last_seen_ms = now_ms();
@@ -144,8 +168,14 @@ fn msg(kind: server_message::Kind) -> Result<pb::ServerMessage, Status> {
 
 #[tonic::async_trait]
 impl AgentService for AgentApi {
-    async fn enroll(&self, req: Request<pb::EnrollRequest>) -> Result<Response<pb::EnrollResponse>, Status> {
-        AgentApi::enroll(self, req.into_inner()).await.map(Response::new).map_err(Status::from)
+    async fn enroll(
+        &self,
+        req: Request<pb::EnrollRequest>,
+    ) -> Result<Response<pb::EnrollResponse>, Status> {
+        AgentApi::enroll(self, req.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
     }
 
     type SessionStream = SessionStream;
@@ -157,13 +187,21 @@ impl AgentService for AgentApi {
         let computer = self.state.agent_identity(&req)?;
         let mut inbound = req.into_inner();
         let hello = match tokio::time::timeout(Duration::from_secs(10), inbound.message()).await {
-            Ok(Ok(Some(pb::AgentMessage { kind: Some(agent_message::Kind::Hello(h)) }))) => h,
-            Ok(Ok(_)) => return Err(Status::invalid_argument("the session must start with a hello")),
+            Ok(Ok(Some(pb::AgentMessage {
+                kind: Some(agent_message::Kind::Hello(h)),
+            }))) => h,
+            Ok(Ok(_)) => {
+                return Err(Status::invalid_argument(
+                    "the session must start with a hello",
+                ));
+            }
             Ok(Err(e)) => return Err(e),
             Err(_) => return Err(Status::deadline_exceeded("no hello within 10 seconds")),
         };
         let users = user_names(&hello.users);
-        self.save_presence(&computer.id, Some(&hello), &users).await.map_err(Status::from)?;
+        self.save_presence(&computer.id, Some(&hello), &users)
+            .await
+            .map_err(Status::from)?;
 
         let state = self.state.clone();
         let tree = state.tree();
@@ -182,17 +220,27 @@ impl AgentService for AgentApi {
         let replaced = state.sessions.lock().ok().and_then(|mut s| {
             s.insert(
                 computer.id.clone(),
-                LiveSession { conn_id, kill: Some(kill_tx), users: users.clone(), last_seen_ms: now_ms() },
+                LiveSession {
+                    conn_id,
+                    kill: Some(kill_tx),
+                    users: users.clone(),
+                    last_seen_ms: now_ms(),
+                },
             )
         });
-        if let Some(mut old) = replaced {
-            if let Some(kill) = old.kill.take() {
-                let _ = kill.send(Status::aborted("replaced by a newer session of the same computer"));
-            }
+        if let Some(mut old) = replaced
+            && let Some(kill) = old.kill.take()
+        {
+            let _ = kill.send(Status::aborted(
+                "replaced by a newer session of the same computer",
+            ));
         }
         tracing::info!(computer = %computer.id, conn_id, "agent session opened");
 
-        let this = AgentApi { state: state.clone(), next_conn: AtomicU64::new(0) };
+        let this = AgentApi {
+            state: state.clone(),
+            next_conn: AtomicU64::new(0),
+        };
         let idle_limit = state.config.heartbeat_interval() * 3;
         let mut shutdown = state.shutdown.clone();
         let id = computer.id.clone();
@@ -206,11 +254,10 @@ impl AgentService for AgentApi {
                         Ok(Err(_)) | Ok(Ok(None)) => break None,
                         Ok(Ok(Some(m))) => {
                             let now = now_ms();
-                            if let Ok(mut s) = state.sessions.lock() {
-                                if let Some(l) = s.get_mut(&id).filter(|l| l.conn_id == conn_id) {
+                            if let Ok(mut s) = state.sessions.lock()
+                                && let Some(l) = s.get_mut(&id).filter(|l| l.conn_id == conn_id) {
                                     l.last_seen_ms = now;
                                 }
-                            }
                             match m.kind {
                                 Some(agent_message::Kind::Heartbeat(_)) => {
                                     let ack = msg(server_message::Kind::HeartbeatAck(pb::HeartbeatAck { server_time_unix_ms: now }));
@@ -220,11 +267,10 @@ impl AgentService for AgentApi {
                                 }
                                 Some(agent_message::Kind::Presence(p)) => {
                                     let users = user_names(&p.users);
-                                    if let Ok(mut s) = state.sessions.lock() {
-                                        if let Some(l) = s.get_mut(&id).filter(|l| l.conn_id == conn_id) {
+                                    if let Ok(mut s) = state.sessions.lock()
+                                        && let Some(l) = s.get_mut(&id).filter(|l| l.conn_id == conn_id) {
                                             l.users = users.clone();
                                         }
-                                    }
                                     if let Err(e) = this.save_presence(&id, None, &users).await {
                                         tracing::warn!(computer = %id, error = %e, "cannot store presence");
                                     }
@@ -260,10 +306,8 @@ impl AgentService for AgentApi {
                     }
                 })
                 .unwrap_or(false);
-            if mine {
-                if let Err(e) = this.save_presence(&id, None, &[]).await {
-                    tracing::warn!(computer = %id, error = %e, "cannot store last-seen");
-                }
+            if mine && let Err(e) = this.save_presence(&id, None, &[]).await {
+                tracing::warn!(computer = %id, error = %e, "cannot store last-seen");
             }
             tracing::info!(computer = %id, conn_id, "agent session closed");
         });

@@ -6,8 +6,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
 };
 use time::{Duration as TimeDuration, OffsetDateTime};
 
@@ -16,7 +16,10 @@ use crate::domain::UnixMs;
 #[derive(Debug, thiserror::Error)]
 pub enum CaError {
     #[error("cannot read or write {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("certificate error: {0}")]
     Rcgen(#[from] rcgen::Error),
     #[error("the certificate signing request is not valid: {0}")]
@@ -30,7 +33,9 @@ pub struct CaPaths {
 
 impl CaPaths {
     pub fn new(data_dir: &Path) -> Self {
-        CaPaths { dir: data_dir.join("tls") }
+        CaPaths {
+            dir: data_dir.join("tls"),
+        }
     }
     pub fn ca_cert(&self) -> PathBuf {
         self.dir.join("ca.pem")
@@ -63,13 +68,27 @@ pub struct IssuedCert {
 impl Ca {
     /// Creates the CA and the server certificate (valid for `names` plus
     /// localhost, 127.0.0.1 and ::1) and writes them under `paths`, keys 0600.
-    pub fn create(paths: &CaPaths, org_name: &str, names: &[String], now: OffsetDateTime) -> Result<Ca, CaError> {
-        fs::create_dir_all(&paths.dir).map_err(|source| CaError::Io { path: paths.dir.clone(), source })?;
+    pub fn create(
+        paths: &CaPaths,
+        org_name: &str,
+        names: &[String],
+        now: OffsetDateTime,
+    ) -> Result<Ca, CaError> {
+        fs::create_dir_all(&paths.dir).map_err(|source| CaError::Io {
+            path: paths.dir.clone(),
+            source,
+        })?;
         let mut p = CertificateParams::new(Vec::<String>::new())?;
-        p.distinguished_name.push(DnType::CommonName, format!("Herald CA ({org_name})"));
-        p.distinguished_name.push(DnType::OrganizationName, org_name);
+        p.distinguished_name
+            .push(DnType::CommonName, format!("Herald CA ({org_name})"));
+        p.distinguished_name
+            .push(DnType::OrganizationName, org_name);
         p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         p.not_before = now - TimeDuration::minutes(5);
         p.not_after = now + TimeDuration::days(365 * 20);
         p.serial_number = Some(random_serial());
@@ -78,14 +97,19 @@ impl Ca {
         let ca_key_pem = key.serialize_pem();
         let issuer = Issuer::new(p, key);
 
-        let mut sans: Vec<String> = names.iter().map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()).collect();
+        let mut sans: Vec<String> = names
+            .iter()
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .collect();
         for default in ["localhost", "127.0.0.1", "::1"] {
             if !sans.iter().any(|s| s == default) {
                 sans.push(default.into());
             }
         }
         let mut s = CertificateParams::new(sans)?;
-        s.distinguished_name.push(DnType::CommonName, "Herald server");
+        s.distinguished_name
+            .push(DnType::CommonName, "Herald server");
         s.is_ca = IsCa::ExplicitNoCa;
         s.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         s.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
@@ -99,8 +123,16 @@ impl Ca {
         write(&paths.ca_cert(), cert.pem().as_bytes(), false)?;
         write(&paths.ca_key(), ca_key_pem.as_bytes(), true)?;
         write(&paths.server_cert(), server_cert.pem().as_bytes(), false)?;
-        write(&paths.server_key(), server_key.serialize_pem().as_bytes(), true)?;
-        Ok(Ca { issuer, cert_pem: cert.pem(), cert_der: cert.der().to_vec() })
+        write(
+            &paths.server_key(),
+            server_key.serialize_pem().as_bytes(),
+            true,
+        )?;
+        Ok(Ca {
+            issuer,
+            cert_pem: cert.pem(),
+            cert_der: cert.der().to_vec(),
+        })
     }
 
     pub fn load(paths: &CaPaths) -> Result<Ca, CaError> {
@@ -111,7 +143,11 @@ impl Ca {
             .map_err(|e| CaError::BadCsr(format!("CA certificate unreadable: {e}")))?
             .remove(0)
             .to_vec();
-        Ok(Ca { issuer, cert_pem, cert_der: der })
+        Ok(Ca {
+            issuer,
+            cert_pem,
+            cert_der: der,
+        })
     }
 
     pub fn fingerprint(&self) -> String {
@@ -128,11 +164,14 @@ impl Ca {
         now: OffsetDateTime,
         validity: std::time::Duration,
     ) -> Result<IssuedCert, CaError> {
-        let csr = CertificateSigningRequestParams::from_pem(csr_pem).map_err(|e| CaError::BadCsr(e.to_string()))?;
+        let csr = CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| CaError::BadCsr(e.to_string()))?;
         let mut leaf = CertificateParams::default();
         leaf.distinguished_name = rcgen::DistinguishedName::new();
-        leaf.distinguished_name.push(DnType::CommonName, computer_id);
-        leaf.distinguished_name.push(DnType::OrganizationalUnitName, "Herald agent");
+        leaf.distinguished_name
+            .push(DnType::CommonName, computer_id);
+        leaf.distinguished_name
+            .push(DnType::OrganizationalUnitName, "Herald agent");
         leaf.is_ca = IsCa::ExplicitNoCa;
         leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
@@ -161,13 +200,19 @@ fn random_serial() -> SerialNumber {
 }
 
 fn read(path: &Path) -> Result<String, CaError> {
-    fs::read_to_string(path).map_err(|source| CaError::Io { path: path.to_owned(), source })
+    fs::read_to_string(path).map_err(|source| CaError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn write(path: &Path, bytes: &[u8], secret: bool) -> Result<(), CaError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let err = |source| CaError::Io { path: path.to_owned(), source };
+    let err = |source| CaError::Io {
+        path: path.to_owned(),
+        source,
+    };
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -188,8 +233,17 @@ pub struct PeerIdentity {
 /// Reads the computer id (CN) and serial from a DER client certificate.
 pub fn peer_identity(der: &[u8]) -> Option<PeerIdentity> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?.to_owned();
-    Some(PeerIdentity { computer_id: cn, serial_hex: hex::encode(cert.raw_serial()) })
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_owned();
+    Some(PeerIdentity {
+        computer_id: cn,
+        serial_hex: hex::encode(cert.raw_serial()),
+    })
 }
 
 #[cfg(test)]
@@ -205,13 +259,18 @@ mod tests {
 
         let mut req = CertificateParams::new(vec!["evil.example".to_string()]).unwrap();
         req.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        req.distinguished_name.push(DnType::CommonName, "I am the CA");
+        req.distinguished_name
+            .push(DnType::CommonName, "I am the CA");
         req.key_usages = vec![KeyUsagePurpose::KeyCertSign];
         let key = KeyPair::generate().unwrap();
         let csr = req.serialize_request(&key).unwrap().pem().unwrap();
 
-        let issued = ca.sign_agent(&csr, "c-1", now, std::time::Duration::from_secs(86400)).unwrap();
-        let der = herald_proto::tls::certs_from_pem(&issued.pem).unwrap().remove(0);
+        let issued = ca
+            .sign_agent(&csr, "c-1", now, std::time::Duration::from_secs(86400))
+            .unwrap();
+        let der = herald_proto::tls::certs_from_pem(&issued.pem)
+            .unwrap()
+            .remove(0);
         let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
         assert!(!cert.is_ca());
         let bc = cert.basic_constraints().unwrap().map(|b| b.value.ca);
@@ -219,9 +278,16 @@ mod tests {
         let eku = cert.extended_key_usage().unwrap().unwrap().value;
         assert!(eku.client_auth && !eku.server_auth);
         assert_eq!(peer_identity(der.as_ref()).unwrap().computer_id, "c-1");
-        assert_eq!(peer_identity(der.as_ref()).unwrap().serial_hex, issued.serial_hex);
-        let lifetime = cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp();
-        assert!((86_000..=87_000).contains(&lifetime), "validity is the CA's choice: {lifetime}s");
+        assert_eq!(
+            peer_identity(der.as_ref()).unwrap().serial_hex,
+            issued.serial_hex
+        );
+        let lifetime =
+            cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp();
+        assert!(
+            (86_000..=87_000).contains(&lifetime),
+            "validity is the CA's choice: {lifetime}s"
+        );
 
         // Reloading from disk gives the same CA.
         let again = Ca::load(&paths).unwrap();

@@ -104,16 +104,24 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature
     fn file_then_env_layering() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("h.toml", "listen = \"127.0.0.1:9000\"\nheartbeat_interval_secs = 5\n")?;
+            jail.create_file(
+                "h.toml",
+                "listen = \"127.0.0.1:9000\"\nheartbeat_interval_secs = 5\n",
+            )?;
             jail.set_env("HERALD_HEARTBEAT_INTERVAL_SECS", "7");
             jail.set_env("HERALD_BOOTSTRAP_PASSWORD", "ignored by config");
             let c = Config::load(Some(Path::new("h.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(c.listen, "127.0.0.1:9000".parse().unwrap());
             assert_eq!(c.heartbeat_interval_secs, 7);
             jail.create_file("bad.toml", "lisen = 1\n")?;
-            assert!(Config::load(Some(Path::new("bad.toml"))).unwrap_err().contains("lisen"));
+            assert!(
+                Config::load(Some(Path::new("bad.toml")))
+                    .unwrap_err()
+                    .contains("lisen")
+            );
             Ok(())
         });
     }

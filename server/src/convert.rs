@@ -11,9 +11,15 @@ use crate::state::{AdminRecord, AuditRecord, ComputerRecord};
 
 pub fn capability_from_pb(v: i32) -> ApiResult<Capability> {
     use pb::Capability as P;
-    let p = P::try_from(v).map_err(|_| ApiError::invalid("grant.capability", format!("unknown capability {v}")))?;
+    let p = P::try_from(v)
+        .map_err(|_| ApiError::invalid("grant.capability", format!("unknown capability {v}")))?;
     Ok(match p {
-        P::Unspecified => return Err(ApiError::invalid("grant.capability", "capability is missing")),
+        P::Unspecified => {
+            return Err(ApiError::invalid(
+                "grant.capability",
+                "capability is missing",
+            ));
+        }
         P::ManageOrgUnits => Capability::ManageOrgUnits,
         P::EnrollAgents => Capability::EnrollAgents,
         P::ManageComputers => Capability::ManageComputers,
@@ -48,18 +54,31 @@ pub fn capability_to_pb(c: Capability) -> pb::Capability {
 pub fn grant_from_pb(g: Option<pb::Grant>, tree: &OrgTree) -> ApiResult<Grant> {
     let g = g.ok_or_else(|| ApiError::invalid("grant", "grant is missing"))?;
     let capability = capability_from_pb(g.capability)?;
-    let scope = g.scope.ok_or_else(|| ApiError::invalid("grant.scope", "scope is missing"))?;
+    let scope = g
+        .scope
+        .ok_or_else(|| ApiError::invalid("grant.scope", "scope is missing"))?;
     let scope = if scope.organisation {
         if !scope.unit_ids.is_empty() {
-            return Err(ApiError::invalid("grant.scope", "give either organisation or unit ids, not both"));
+            return Err(ApiError::invalid(
+                "grant.scope",
+                "give either organisation or unit ids, not both",
+            ));
         }
         Scope::Organisation
     } else {
         if scope.unit_ids.is_empty() {
-            return Err(ApiError::invalid("grant.scope", "name the org units, or the whole organisation"));
+            return Err(ApiError::invalid(
+                "grant.scope",
+                "name the org units, or the whole organisation",
+            ));
         }
         for id in &scope.unit_ids {
-            tree.get(id).map_err(|_| ApiError::invalid("grant.scope.unit_ids", format!("no org unit with id {id:?}")))?;
+            tree.get(id).map_err(|_| {
+                ApiError::invalid(
+                    "grant.scope.unit_ids",
+                    format!("no org unit with id {id:?}"),
+                )
+            })?;
         }
         Scope::Units(scope.unit_ids.into_iter().collect::<BTreeSet<_>>())
     };
@@ -68,10 +87,19 @@ pub fn grant_from_pb(g: Option<pb::Grant>, tree: &OrgTree) -> ApiResult<Grant> {
 
 pub fn grant_to_pb(g: &Grant) -> pb::Grant {
     let scope = match &g.scope {
-        Scope::Organisation => pb::Scope { organisation: true, unit_ids: vec![] },
-        Scope::Units(u) => pb::Scope { organisation: false, unit_ids: u.iter().cloned().collect() },
+        Scope::Organisation => pb::Scope {
+            organisation: true,
+            unit_ids: vec![],
+        },
+        Scope::Units(u) => pb::Scope {
+            organisation: false,
+            unit_ids: u.iter().cloned().collect(),
+        },
     };
-    pb::Grant { capability: capability_to_pb(g.capability) as i32, scope: Some(scope) }
+    pb::Grant {
+        capability: capability_to_pb(g.capability) as i32,
+        scope: Some(scope),
+    }
 }
 
 pub fn admin_to_pb(a: &AdminRecord) -> pb::AdminInfo {
@@ -94,7 +122,11 @@ pub fn unit_to_pb(tree: &OrgTree, id: &str) -> ApiResult<pb::OrgUnit> {
     })
 }
 
-pub fn computer_to_pb(c: &ComputerRecord, tree: &OrgTree, live: Option<(Vec<String>, i64)>) -> pb::Computer {
+pub fn computer_to_pb(
+    c: &ComputerRecord,
+    tree: &OrgTree,
+    live: Option<(Vec<String>, i64)>,
+) -> pb::Computer {
     let online = live.is_some();
     let (users, last_seen) = match live {
         Some((users, seen)) => (users, seen.max(c.last_seen_ms)),
@@ -133,7 +165,10 @@ pub fn audit_to_pb(a: &AuditRecord) -> pb::AuditEntry {
 pub fn text(field: &'static str, value: &str, max_chars: usize) -> ApiResult<String> {
     let v = value.trim();
     if v.chars().count() > max_chars {
-        return Err(ApiError::invalid(field, format!("longer than {max_chars} characters")));
+        return Err(ApiError::invalid(
+            field,
+            format!("longer than {max_chars} characters"),
+        ));
     }
     if v.chars().any(char::is_control) {
         return Err(ApiError::invalid(field, "contains control characters"));

@@ -18,7 +18,10 @@ pub enum ApiError {
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error("invalid {field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -33,7 +36,10 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        ApiError::Invalid { field, message: message.into() }
+        ApiError::Invalid {
+            field,
+            message: message.into(),
+        }
     }
 }
 
@@ -44,7 +50,9 @@ impl From<ApiError> for Status {
             ApiError::Store(_) | ApiError::Internal(_) => Code::Internal,
             ApiError::Org(OrgError::NotFound(_)) | ApiError::NotFound(_) => Code::NotFound,
             ApiError::Org(OrgError::NotEmpty { .. }) => Code::FailedPrecondition,
-            ApiError::Org(OrgError::DuplicateName { .. }) | ApiError::AlreadyExists(_) => Code::AlreadyExists,
+            ApiError::Org(OrgError::DuplicateName { .. }) | ApiError::AlreadyExists(_) => {
+                Code::AlreadyExists
+            }
             ApiError::Org(OrgError::Corrupt(_)) => Code::Internal,
             ApiError::Org(_) | ApiError::Invalid { .. } => Code::InvalidArgument,
             ApiError::Denied(_) | ApiError::PermissionDenied(_) => Code::PermissionDenied,
@@ -56,13 +64,11 @@ impl From<ApiError> for Status {
         if code == Code::Internal {
             // Logged here, once; the caller gets a message without internals.
             tracing::error!(error = %e, "internal error");
-            return Status::internal("the server hit an internal error (logged on the server); try again");
+            return Status::internal(
+                "the server hit an internal error (logged on the server); try again",
+            );
         }
-        let message = match &e {
-            ApiError::Denied(_) => format!("permission denied: {e}"),
-            _ => e.to_string(),
-        };
-        Status::new(code, message)
+        Status::new(code, e.to_string())
     }
 }
 

@@ -58,13 +58,28 @@ pub async fn init(opts: InitOptions) -> Result<InitReport, ServerError> {
         }
     };
     let org_name = crate::domain::org::validate_name(&opts.org_name).map_err(|e| err(&e))?;
-    std::fs::create_dir_all(&opts.data_dir).map_err(|e| err(&format!("cannot create {}: {e}", opts.data_dir.display())))?;
+    std::fs::create_dir_all(&opts.data_dir)
+        .map_err(|e| err(&format!("cannot create {}: {e}", opts.data_dir.display())))?;
     restrict(&opts.data_dir);
-    let ca = Ca::create(&paths, &org_name, &opts.names, time::OffsetDateTime::now_utc()).map_err(|e| err(&e))?;
-    let db = Db::new(SledStore::open(&store_dir(&opts.data_dir), Duration::ZERO).map_err(|e| err(&e))?);
+    let ca = Ca::create(
+        &paths,
+        &org_name,
+        &opts.names,
+        time::OffsetDateTime::now_utc(),
+    )
+    .map_err(|e| err(&e))?;
+    let db =
+        Db::new(SledStore::open(&store_dir(&opts.data_dir), Duration::ZERO).map_err(|e| err(&e))?);
     let now = now_ms();
-    let root = Unit { id: new_id("u-"), parent: None, name: org_name.clone(), created_ms: now };
-    let hash = crate::admin::hash_password(password).await.map_err(|e| err(&e))?;
+    let root = Unit {
+        id: new_id("u-"),
+        parent: None,
+        name: org_name.clone(),
+        created_ms: now,
+    };
+    let hash = crate::admin::hash_password(password)
+        .await
+        .map_err(|e| err(&e))?;
     let admin = AdminRecord {
         name: opts.admin_name.clone(),
         password_hash: hash,
@@ -77,15 +92,22 @@ pub async fn init(opts: InitOptions) -> Result<InitReport, ServerError> {
     batch.put_json(Table::Units, root.id.clone(), &root);
     batch.put_json(Table::Admins, admin.name.clone(), &admin);
     batch.put_json(Table::Meta, "schema", &1u32);
-    batch.put_json(Table::Audit, seq_key(seq), &AuditRecord {
-        seq,
-        at_ms: now,
-        admin: "herald-server init".into(),
-        action: "server.init".into(),
-        target: org_name.clone(),
-        unit: Some(root.id.clone()),
-        details: format!("created the organisation and bootstrap admin {:?}", admin.name),
-    });
+    batch.put_json(
+        Table::Audit,
+        seq_key(seq),
+        &AuditRecord {
+            seq,
+            at_ms: now,
+            admin: "herald-server init".into(),
+            action: "server.init".into(),
+            target: org_name.clone(),
+            unit: Some(root.id.clone()),
+            details: format!(
+                "created the organisation and bootstrap admin {:?}",
+                admin.name
+            ),
+        },
+    );
     db.commit(batch).await.map_err(|e| err(&e))?;
     Ok(InitReport {
         ca_fingerprint: ca.fingerprint(),
@@ -105,5 +127,7 @@ fn generate_password() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::thread_rng();
-    (0..20).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+    (0..20)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
 }

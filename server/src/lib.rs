@@ -67,11 +67,16 @@ pub async fn run(
         )));
     }
     let ca = Ca::load(&paths).map_err(|e| setup("cannot load the CA", &e))?;
-    let read = |p: PathBuf| std::fs::read_to_string(&p).map_err(|e| setup(&format!("cannot read {}", p.display()), &e));
+    let read = |p: PathBuf| {
+        std::fs::read_to_string(&p).map_err(|e| setup(&format!("cannot read {}", p.display()), &e))
+    };
     let server_cert = read(paths.server_cert())?;
     let server_key = read(paths.server_key())?;
-    let store = SledStore::open(&store_dir(data_dir), Duration::from_millis(config.group_commit_window_ms))
-        .map_err(|e| setup("cannot open the store", &e))?;
+    let store = SledStore::open(
+        &store_dir(data_dir),
+        Duration::from_millis(config.group_commit_window_ms),
+    )
+    .map_err(|e| setup("cannot open the store", &e))?;
     let db = Db::new(store);
     let revoked: HashSet<String> = db
         .list::<ComputerRecord>(Table::Computers)
@@ -86,7 +91,8 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let max_handshakes = config.max_concurrent_handshakes;
     let state = Arc::new(
-        State::new(db, ca, config, revoked, stop_rx).map_err(|e| setup("cannot load the org tree", &e))?,
+        State::new(db, ca, config, revoked, stop_rx)
+            .map_err(|e| setup("cannot load the org tree", &e))?,
     );
     let local = listener.local_addr().ok();
     tracing::info!(address = ?local, ca_fingerprint = %state.ca.fingerprint(), "herald-server listening");

@@ -62,8 +62,15 @@ fn main() -> anyhow::Result<()> {
 
 async fn async_main(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Init { data_dir, names, org_name, admin_name } => {
-            let password = std::env::var("HERALD_BOOTSTRAP_PASSWORD").ok().filter(|p| !p.is_empty());
+        Command::Init {
+            data_dir,
+            names,
+            org_name,
+            admin_name,
+        } => {
+            let password = std::env::var("HERALD_BOOTSTRAP_PASSWORD")
+                .ok()
+                .filter(|p| !p.is_empty());
             let report = herald_server::init(herald_server::InitOptions {
                 data_dir: data_dir.clone(),
                 names,
@@ -80,11 +87,19 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
                 println!("password:        {pw}");
                 println!("(shown only this once; set HERALD_BOOTSTRAP_PASSWORD to choose it)");
             }
-            println!("start it with:   herald-server run --data-dir {}", data_dir.display());
+            println!(
+                "start it with:   herald-server run --data-dir {}",
+                data_dir.display()
+            );
             Ok(())
         }
-        Command::Run { data_dir, listen, config } => {
-            let mut cfg = herald_server::config::Config::load(config.as_deref()).map_err(anyhow::Error::msg)?;
+        Command::Run {
+            data_dir,
+            listen,
+            config,
+        } => {
+            let mut cfg = herald_server::config::Config::load(config.as_deref())
+                .map_err(anyhow::Error::msg)?;
             if let Some(l) = listen {
                 cfg.listen = l;
             }

@@ -13,7 +13,9 @@ use std::time::Duration;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme};
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
+};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
@@ -48,13 +50,21 @@ impl Connected for TlsConn {
 }
 
 impl AsyncRead for TlsConn {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for TlsConn {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -101,12 +111,21 @@ impl ClientCertVerifier for HeraldClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let verified = self.inner.verify_client_cert(end_entity, intermediates, now)?;
-        let id = peer_identity(end_entity.as_ref())
-            .ok_or(rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
-        let revoked = self.revoked.read().map(|set| set.contains(&id.serial_hex)).unwrap_or(true);
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        let id = peer_identity(end_entity.as_ref()).ok_or(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::BadEncoding,
+        ))?;
+        let revoked = self
+            .revoked
+            .read()
+            .map(|set| set.contains(&id.serial_hex))
+            .unwrap_or(true);
         if revoked {
-            return Err(rustls::Error::InvalidCertificate(rustls::CertificateError::Revoked));
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Revoked,
+            ));
         }
         Ok(verified)
     }
@@ -178,7 +197,9 @@ pub fn incoming(
     let permits = Arc::new(Semaphore::new(max_handshakes));
     tokio::spawn(async move {
         loop {
-            let Ok(permit) = permits.clone().acquire_owned().await else { break };
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
             let (tcp, remote) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(x) => x,
@@ -213,7 +234,13 @@ pub fn incoming(
                     .peer_certificates()
                     .and_then(|certs| certs.first())
                     .and_then(|leaf| peer_identity(leaf.as_ref()));
-                let conn = TlsConn { inner: tls, info: ConnInfo { remote: Some(remote), peer } };
+                let conn = TlsConn {
+                    inner: tls,
+                    info: ConnInfo {
+                        remote: Some(remote),
+                        peer,
+                    },
+                };
                 let _ = tx.send(Ok(conn)).await;
             });
         }

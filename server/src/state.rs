@@ -104,7 +104,13 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(db: Db, ca: Ca, config: Config, revoked: RevokedSerials, shutdown: watch::Receiver<bool>) -> ApiResult<Self> {
+    pub fn new(
+        db: Db,
+        ca: Ca,
+        config: Config,
+        revoked: RevokedSerials,
+        shutdown: watch::Receiver<bool>,
+    ) -> ApiResult<Self> {
         let tree = OrgTree::new(db.list::<Unit>(Table::Units)?)?;
         Ok(State {
             db,
@@ -136,7 +142,10 @@ impl State {
     }
 
     pub fn is_online(&self, computer: &str) -> bool {
-        self.sessions.lock().map(|s| s.contains_key(computer)).unwrap_or(false)
+        self.sessions
+            .lock()
+            .map(|s| s.contains_key(computer))
+            .unwrap_or(false)
     }
 
     /// Live users and last-seen of a connected computer.
@@ -147,11 +156,15 @@ impl State {
 
     /// Ends a computer's live session, if any, with `status`.
     pub fn kill_session(&self, computer: &str, status: Status) {
-        let removed = self.sessions.lock().ok().and_then(|mut s| s.remove(computer));
-        if let Some(mut live) = removed {
-            if let Some(kill) = live.kill.take() {
-                let _ = kill.send(status);
-            }
+        let removed = self
+            .sessions
+            .lock()
+            .ok()
+            .and_then(|mut s| s.remove(computer));
+        if let Some(mut live) = removed
+            && let Some(kill) = live.kill.take()
+        {
+            let _ = kill.send(status);
         }
     }
 
@@ -165,20 +178,28 @@ impl State {
             .to_str()
             .ok()
             .and_then(|h| h.strip_prefix("Bearer "))
-            .ok_or_else(|| ApiError::Unauthenticated("malformed authorization header: expected \"Bearer <token>\"".into()))?;
+            .ok_or_else(|| {
+                ApiError::Unauthenticated(
+                    "malformed authorization header: expected \"Bearer <token>\"".into(),
+                )
+            })?;
         let hash = token_hash(token);
-        let session: SessionRecord = self
-            .db
-            .get(Table::Sessions, &hash)?
-            .ok_or_else(|| ApiError::Unauthenticated("session unknown or logged out: log in again".into()))?;
+        let session: SessionRecord = self.db.get(Table::Sessions, &hash)?.ok_or_else(|| {
+            ApiError::Unauthenticated("session unknown or logged out: log in again".into())
+        })?;
         if session.expires_ms <= now_ms() {
-            return Err(ApiError::Unauthenticated("session expired: log in again".into()));
+            return Err(ApiError::Unauthenticated(
+                "session expired: log in again".into(),
+            ));
         }
-        let admin: AdminRecord = self
-            .db
-            .get(Table::Admins, &session.admin)?
-            .ok_or_else(|| ApiError::Unauthenticated("this admin account no longer exists".into()))?;
-        Ok(Caller { name: admin.name, grants: admin.grants, session_hash: hash })
+        let admin: AdminRecord = self.db.get(Table::Admins, &session.admin)?.ok_or_else(|| {
+            ApiError::Unauthenticated("this admin account no longer exists".into())
+        })?;
+        Ok(Caller {
+            name: admin.name,
+            grants: admin.grants,
+            session_hash: hash,
+        })
     }
 
     /// Adds an audit entry for `caller`'s action to `batch`.
@@ -213,9 +234,14 @@ impl State {
                 "a client certificate is required: enroll this computer first (herald-agent enroll)",
             ));
         };
-        let rec: Option<ComputerRecord> = self.db.get(Table::Computers, &peer.computer_id).map_err(ApiError::from)?;
+        let rec: Option<ComputerRecord> = self
+            .db
+            .get(Table::Computers, &peer.computer_id)
+            .map_err(ApiError::from)?;
         let Some(rec) = rec else {
-            return Err(Status::unauthenticated("this computer is not known to the server: enroll it again"));
+            return Err(Status::unauthenticated(
+                "this computer is not known to the server: enroll it again",
+            ));
         };
         if rec.revoked {
             return Err(Status::permission_denied(

@@ -26,7 +26,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -113,11 +116,14 @@ impl TestServer {
     pub async fn restart(&mut self) {
         self.stop().await;
         let addr = self.addr;
-        self.launch(herald_server::config::Config::default(), addr).await;
+        self.launch(herald_server::config::Config::default(), addr)
+            .await;
     }
 
     pub async fn admin(&self) -> Admin {
-        Admin::login(&self.url(), &self.ca_pem, "admin", PASSWORD).await.expect("admin login")
+        Admin::login(&self.url(), &self.ca_pem, "admin", PASSWORD)
+            .await
+            .expect("admin login")
     }
 }
 
@@ -139,41 +145,67 @@ pub struct Admin {
 impl Admin {
     pub async fn connect(url: &str, ca_pem: &str) -> anyhow::Result<AdminServiceClient<Channel>> {
         let cfg = herald_proto::tls::client_config(&ServerTrust::CaPem(ca_pem.to_owned()), None)?;
-        Ok(AdminServiceClient::new(herald_proto::tls::connect(url, cfg).await?))
+        Ok(AdminServiceClient::new(
+            herald_proto::tls::connect(url, cfg).await?,
+        ))
     }
 
-    pub async fn login(url: &str, ca_pem: &str, name: &str, password: &str) -> anyhow::Result<Admin> {
+    pub async fn login(
+        url: &str,
+        ca_pem: &str,
+        name: &str,
+        password: &str,
+    ) -> anyhow::Result<Admin> {
         let mut client = Self::connect(url, ca_pem).await?;
         let resp = client
-            .login(pb::LoginRequest { name: name.into(), password: password.into() })
+            .login(pb::LoginRequest {
+                name: name.into(),
+                password: password.into(),
+            })
             .await?
             .into_inner();
-        Ok(Admin { client, token: resp.session_token })
+        Ok(Admin {
+            client,
+            token: resp.session_token,
+        })
     }
 
     /// A request carrying this admin's session token.
     pub fn req<T>(&self, msg: T) -> tonic::Request<T> {
         let mut r = tonic::Request::new(msg);
-        let value = format!("Bearer {}", self.token).parse().expect("ascii token");
+        let value = format!("Bearer {}", self.token)
+            .parse()
+            .expect("ascii token");
         r.metadata_mut().insert(herald_proto::AUTHORIZATION, value);
         r
     }
 
     pub async fn units(&self) -> Vec<pb::OrgUnit> {
         let mut c = self.client.clone();
-        c.list_org_units(self.req(pb::ListOrgUnitsRequest {})).await.expect("list units").into_inner().units
+        c.list_org_units(self.req(pb::ListOrgUnitsRequest {}))
+            .await
+            .expect("list units")
+            .into_inner()
+            .units
     }
 
     pub async fn root(&self) -> pb::OrgUnit {
-        self.units().await.into_iter().find(|u| u.parent_id.is_empty()).expect("root unit")
+        self.units()
+            .await
+            .into_iter()
+            .find(|u| u.parent_id.is_empty())
+            .expect("root unit")
     }
 
     pub async fn create_unit(&self, parent: &str, name: &str) -> pb::OrgUnit {
         let mut c = self.client.clone();
-        c.create_org_unit(self.req(pb::CreateOrgUnitRequest { parent_id: parent.into(), name: name.into() }))
-            .await
-            .expect("create unit")
-            .into_inner()
+        c.create_org_unit(self.req(pb::CreateOrgUnitRequest {
+            parent_id: parent.into(),
+            name: name.into(),
+        }))
+        .await
+        .expect("create unit")
+        .into_inner()
     }
 
     pub async fn token(&self, unit: &str, uses: u32) -> String {
@@ -200,7 +232,10 @@ impl Admin {
 
     pub async fn computer(&self, id: &str) -> pb::Computer {
         let mut c = self.client.clone();
-        c.get_computer(self.req(pb::GetComputerRequest { id: id.into() })).await.expect("get computer").into_inner()
+        c.get_computer(self.req(pb::GetComputerRequest { id: id.into() }))
+            .await
+            .expect("get computer")
+            .into_inner()
     }
 }
 
@@ -215,17 +250,26 @@ pub struct TestAgent {
 }
 
 pub fn fast_backoff() -> herald_agent::backoff::Backoff {
-    herald_agent::backoff::Backoff { base: Duration::from_millis(200), cap: Duration::from_secs(2) }
+    herald_agent::backoff::Backoff {
+        base: Duration::from_millis(200),
+        cap: Duration::from_secs(2),
+    }
 }
 
 impl TestAgent {
     pub async fn enroll(url: &str, token: &str) -> TestAgent {
         let state_dir = tempfile::tempdir().expect("temp dir");
-        let id = herald_agent::enroll::enroll(url, token, state_dir.path(), false).await.expect("enroll");
+        let id = herald_agent::enroll::enroll(url, token, state_dir.path(), false)
+            .await
+            .expect("enroll");
         Self::start(state_dir, id.info.computer_id, fast_backoff())
     }
 
-    pub fn start(state_dir: tempfile::TempDir, computer_id: String, backoff: herald_agent::backoff::Backoff) -> TestAgent {
+    pub fn start(
+        state_dir: tempfile::TempDir,
+        computer_id: String,
+        backoff: herald_agent::backoff::Backoff,
+    ) -> TestAgent {
         let socket = state_dir.path().join("session.sock");
         let (stop, stop_rx) = watch::channel(false);
         let (status_tx, status) = watch::channel(Default::default());
@@ -235,9 +279,18 @@ impl TestAgent {
             backoff,
         };
         let task = tokio::spawn(async move {
-            herald_agent::service::run(opts, stop_rx, status_tx).await.expect("agent service");
+            herald_agent::service::run(opts, stop_rx, status_tx)
+                .await
+                .expect("agent service");
         });
-        TestAgent { state_dir, computer_id, socket, status, stop, task: Some(task) }
+        TestAgent {
+            state_dir,
+            computer_id,
+            socket,
+            status,
+            stop,
+            task: Some(task),
+        }
     }
 
     pub async fn wait_connected(&mut self, limit: Duration) {
@@ -250,7 +303,10 @@ impl TestAgent {
     }
 
     pub fn identity(&self) -> ClientIdentity {
-        herald_agent::state::StateDir::new(self.state_dir.path()).load().expect("identity").client
+        herald_agent::state::StateDir::new(self.state_dir.path())
+            .load()
+            .expect("identity")
+            .client
     }
 
     pub async fn stop(&mut self) {
@@ -273,6 +329,79 @@ pub fn bin_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let p = dir.join(name);
-    assert!(p.exists(), "{} is missing: run the tests with --workspace so the binaries are built", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run the tests with --workspace so the binaries are built",
+        p.display()
+    );
     p
+}
+
+/// A `herald-server` process on a data dir, killed when dropped.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+}
+
+impl ServerProcess {
+    /// `herald-server init` on a new data dir, with the test password.
+    pub fn init(data_dir: &Path) -> String {
+        let out = std::process::Command::new(bin_path("herald-server"))
+            .args(["init", "--data-dir"])
+            .arg(data_dir)
+            .env("HERALD_BOOTSTRAP_PASSWORD", PASSWORD)
+            .output()
+            .expect("run herald-server init");
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read_to_string(data_dir.join("tls/ca.pem")).expect("ca.pem")
+    }
+
+    /// Starts `herald-server run` on `listen` and waits for its "listening on".
+    pub fn start(data_dir: &Path, listen: &str) -> ServerProcess {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(bin_path("herald-server"))
+            .args(["run", "--listen", listen, "--data-dir"])
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn herald-server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read stdout");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .expect("address");
+        ServerProcess {
+            child,
+            addr,
+            data_dir: data_dir.to_owned(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
 }

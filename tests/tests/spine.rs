@@ -9,16 +9,27 @@ use herald_proto::tls::{ClientIdentity, ServerTrust};
 use herald_tests::{Admin, TestAgent, TestServer, wait_for};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 
-async fn agent_client(server: &TestServer, id: Option<&ClientIdentity>) -> anyhow::Result<AgentServiceClient<tonic::transport::Channel>> {
+async fn agent_client(
+    server: &TestServer,
+    id: Option<&ClientIdentity>,
+) -> anyhow::Result<AgentServiceClient<tonic::transport::Channel>> {
     let cfg = herald_proto::tls::client_config(&ServerTrust::CaPem(server.ca_pem.clone()), id)?;
-    Ok(AgentServiceClient::new(herald_proto::tls::connect(&server.url(), cfg).await?))
+    Ok(AgentServiceClient::new(
+        herald_proto::tls::connect(&server.url(), cfg).await?,
+    ))
 }
 
 /// Opens a session with `id` and returns the first server message or the error.
-async fn try_session(server: &TestServer, id: Option<&ClientIdentity>) -> Result<pb::ServerMessage, String> {
+async fn try_session(
+    server: &TestServer,
+    id: Option<&ClientIdentity>,
+) -> Result<pb::ServerMessage, String> {
     let mut client = agent_client(server, id).await.map_err(|e| e.to_string())?;
     let hello = pb::AgentMessage {
-        kind: Some(pb::agent_message::Kind::Hello(pb::Hello { hostname: "probe".into(), ..Default::default() })),
+        kind: Some(pb::agent_message::Kind::Hello(pb::Hello {
+            hostname: "probe".into(),
+            ..Default::default()
+        })),
     };
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tx.send(hello).await.map_err(|e| e.to_string())?;
@@ -27,7 +38,10 @@ async fn try_session(server: &TestServer, id: Option<&ClientIdentity>) -> Result
         .await
         .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?;
     let mut inbound = resp.into_inner();
-    let first = inbound.message().await.map_err(|s| format!("{:?}: {}", s.code(), s.message()))?;
+    let first = inbound
+        .message()
+        .await
+        .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?;
     drop(tx);
     first.ok_or_else(|| "stream ended".to_string())
 }
@@ -51,21 +65,31 @@ async fn two_agents_enroll_into_units_and_show_presence() {
     a2.wait_connected(Duration::from_secs(10)).await;
 
     // A session part connects; the service names its user from the kernel.
-    let (welcome, _conn) = herald_agent::session::connect(&a1.socket).await.expect("session part connects");
-    let herald_agent::local::ToSession::Welcome { user, uid, computer_id } = welcome;
+    let (welcome, _conn) = herald_agent::session::connect(&a1.socket)
+        .await
+        .expect("session part connects");
+    let herald_agent::local::ToSession::Welcome {
+        user,
+        uid,
+        computer_id,
+    } = welcome;
     let me = nix_user();
     assert_eq!((user.as_str(), uid), (me.0.as_str(), me.1));
     assert_eq!(computer_id, a1.computer_id);
 
-    let c1 = wait_for("presence of agent 1 with its user", Duration::from_secs(10), || {
-        let admin = admin.clone();
-        let id = a1.computer_id.clone();
-        let user = user.clone();
-        async move {
-            let c = admin.computer(&id).await;
-            (c.online && c.logged_in_users == vec![user]).then_some(c)
-        }
-    })
+    let c1 = wait_for(
+        "presence of agent 1 with its user",
+        Duration::from_secs(10),
+        || {
+            let admin = admin.clone();
+            let id = a1.computer_id.clone();
+            let user = user.clone();
+            async move {
+                let c = admin.computer(&id).await;
+                (c.online && c.logged_in_users == vec![user]).then_some(c)
+            }
+        },
+    )
     .await;
     assert_eq!(c1.org_unit_path, "/Branches/Branch 3");
     assert_eq!(c1.hostname, herald_agent::hostname());
@@ -75,19 +99,31 @@ async fn two_agents_enroll_into_units_and_show_presence() {
 
     let all = admin.computers().await;
     assert_eq!(all.len(), 2);
-    let c2 = all.iter().find(|c| c.id == a2.computer_id).expect("agent 2 listed");
+    let c2 = all
+        .iter()
+        .find(|c| c.id == a2.computer_id)
+        .expect("agent 2 listed");
     assert!(c2.online);
     assert_eq!(c2.org_unit_path, "/HR — Kadry");
 
     // Filtering by unit.
     let mut client = admin.client.clone();
     let only_branches = client
-        .list_computers(admin.req(pb::ListComputersRequest { org_unit_id: branches.id.clone(), include_revoked: false }))
+        .list_computers(admin.req(pb::ListComputersRequest {
+            org_unit_id: branches.id.clone(),
+            include_revoked: false,
+        }))
         .await
         .expect("list")
         .into_inner()
         .computers;
-    assert_eq!(only_branches.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), vec![a1.computer_id.as_str()]);
+    assert_eq!(
+        only_branches
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect::<Vec<_>>(),
+        vec![a1.computer_id.as_str()]
+    );
 
     // Stopping an agent shows it offline.
     a2.stop().await;
@@ -106,21 +142,38 @@ async fn two_agents_enroll_into_units_and_show_presence() {
         .into_inner()
         .entries;
     let actions: Vec<&str> = audit.iter().map(|e| e.action.as_str()).collect();
-    for want in ["org_unit.create", "token.create", "computer.enroll", "server.init"] {
+    for want in [
+        "org_unit.create",
+        "token.create",
+        "computer.enroll",
+        "server.init",
+    ] {
         assert!(actions.contains(&want), "audit has {want}: {actions:?}");
     }
-    assert!(audit.windows(2).all(|w| w[0].seq > w[1].seq), "newest first");
+    assert!(
+        audit.windows(2).all(|w| w[0].seq > w[1].seq),
+        "newest first"
+    );
 }
 
 fn nix_user() -> (String, u32) {
     let uid = unsafe_free_uid();
-    let name = std::process::Command::new("id").arg("-un").output().expect("id -un");
+    let name = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .expect("id -un");
     (String::from_utf8_lossy(&name.stdout).trim().to_owned(), uid)
 }
 
 fn unsafe_free_uid() -> u32 {
-    let out = std::process::Command::new("id").arg("-u").output().expect("id -u");
-    String::from_utf8_lossy(&out.stdout).trim().parse().expect("uid")
+    let out = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .expect("id -u");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("uid")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,26 +188,39 @@ async fn enrollment_refusals() {
     // token is sent (the TLS handshake fails on the client side).
     let token = admin.token(&unit.id, 5).await;
     let forged = token.replacen(&server.fingerprint, &"ab".repeat(32), 1);
-    let err = herald_agent::enroll::enroll(&server.url(), &forged, state.path(), false).await.unwrap_err();
+    let err = herald_agent::enroll::enroll(&server.url(), &forged, state.path(), false)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("fingerprint"), "{err}");
     let mut c = admin.client.clone();
     let tokens = c
-        .list_enrollment_tokens(admin.req(pb::ListEnrollmentTokensRequest { include_inactive: true }))
+        .list_enrollment_tokens(admin.req(pb::ListEnrollmentTokensRequest {
+            include_inactive: true,
+        }))
         .await
         .unwrap()
         .into_inner()
         .tokens;
-    assert_eq!(tokens[0].uses, 0, "the forged attempt never reached the server");
+    assert_eq!(
+        tokens[0].uses, 0,
+        "the forged attempt never reached the server"
+    );
 
     // Over its use count.
     let once = admin.token(&unit.id, 1).await;
-    herald_agent::enroll::enroll(&server.url(), &once, state.path(), false).await.expect("first use");
+    herald_agent::enroll::enroll(&server.url(), &once, state.path(), false)
+        .await
+        .expect("first use");
     let second = tempfile::tempdir().unwrap();
-    let err = herald_agent::enroll::enroll(&server.url(), &once, second.path(), false).await.unwrap_err();
+    let err = herald_agent::enroll::enroll(&server.url(), &once, second.path(), false)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("has been used 1 times"), "{err}");
 
     // Enrolling an enrolled state dir again needs --force.
-    let err = herald_agent::enroll::enroll(&server.url(), &token, state.path(), false).await.unwrap_err();
+    let err = herald_agent::enroll::enroll(&server.url(), &token, state.path(), false)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("--force"), "{err}");
 
     // Expired.
@@ -172,7 +238,9 @@ async fn enrollment_refusals() {
         (now_ms() > expires).then_some(())
     })
     .await;
-    let err = herald_agent::enroll::enroll(&server.url(), &short.token, second.path(), false).await.unwrap_err();
+    let err = herald_agent::enroll::enroll(&server.url(), &short.token, second.path(), false)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("expired"), "{err}");
 
     // Revoked.
@@ -185,21 +253,31 @@ async fn enrollment_refusals() {
         .await
         .unwrap()
         .into_inner();
-    c.revoke_enrollment_token(admin.req(pb::RevokeEnrollmentTokenRequest { id: revoked.info.unwrap().id }))
+    c.revoke_enrollment_token(admin.req(pb::RevokeEnrollmentTokenRequest {
+        id: revoked.info.unwrap().id,
+    }))
+    .await
+    .unwrap();
+    let err = herald_agent::enroll::enroll(&server.url(), &revoked.token, second.path(), false)
         .await
-        .unwrap();
-    let err = herald_agent::enroll::enroll(&server.url(), &revoked.token, second.path(), false).await.unwrap_err();
+        .unwrap_err();
     assert!(err.to_string().contains("revoked"), "{err}");
 
     // Garbage.
-    let err = herald_agent::enroll::enroll(&server.url(), "hello", second.path(), false).await.unwrap_err();
-    assert!(err.to_string().contains("not a Herald enrollment token"), "{err}");
+    let err = herald_agent::enroll::enroll(&server.url(), "hello", second.path(), false)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("not a Herald enrollment token"),
+        "{err}"
+    );
 
     // A CSR that asks to be a CA still gets a plain client certificate.
     let mut req = CertificateParams::new(vec!["evil.example".to_string()]).unwrap();
     req.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     req.key_usages = vec![KeyUsagePurpose::KeyCertSign];
-    req.distinguished_name.push(DnType::CommonName, "root of all trust");
+    req.distinguished_name
+        .push(DnType::CommonName, "root of all trust");
     let key = KeyPair::generate().unwrap();
     let csr = req.serialize_request(&key).unwrap().pem().unwrap();
     let resp = agent_client(&server, None)
@@ -215,11 +293,16 @@ async fn enrollment_refusals() {
         .await
         .expect("enroll with CA-asking CSR")
         .into_inner();
-    let der = herald_proto::tls::certs_from_pem(&resp.certificate_pem).unwrap().remove(0);
+    let der = herald_proto::tls::certs_from_pem(&resp.certificate_pem)
+        .unwrap()
+        .remove(0);
     let (is_ca, client_auth, cn) = cert_facts(der.as_ref());
     assert!(!is_ca, "certificate must not be a CA");
     assert!(client_auth, "certificate must be for client auth");
-    assert_eq!(cn, resp.computer_id, "the CN is the server's computer id, not the CSR's");
+    assert_eq!(
+        cn, resp.computer_id,
+        "the CN is the server's computer id, not the CSR's"
+    );
 
     // A broken CSR is an invalid argument naming the field.
     let status = agent_client(&server, None)
@@ -241,13 +324,26 @@ async fn enrollment_refusals() {
 /// (is_ca, client_auth, common name) of a DER certificate.
 fn cert_facts(der: &[u8]) -> (bool, bool, String) {
     let (_, cert) = x509_parser::parse_x509_certificate(der).expect("parse cert");
-    let client = cert.extended_key_usage().ok().flatten().is_some_and(|e| e.value.client_auth);
-    let cn = cert.subject().iter_common_name().next().and_then(|c| c.as_str().ok()).unwrap_or_default().to_owned();
+    let client = cert
+        .extended_key_usage()
+        .ok()
+        .flatten()
+        .is_some_and(|e| e.value.client_auth);
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|c| c.as_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     (cert.is_ca(), client, cn)
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,12 +358,18 @@ async fn agent_calls_need_a_valid_certificate_and_revocation_cuts_at_once() {
     // No client certificate: the handshake succeeds (enrollment needs that),
     // but the session is refused.
     let err = try_session(&server, None).await.unwrap_err();
-    assert!(err.starts_with("Unauthenticated") && err.contains("client certificate is required"), "{err}");
+    assert!(
+        err.starts_with("Unauthenticated") && err.contains("client certificate is required"),
+        "{err}"
+    );
 
     // A certificate from a foreign CA: refused at the handshake.
     let foreign = foreign_identity("c-foreign");
     let err = try_session(&server, Some(&foreign)).await.unwrap_err();
-    assert!(!err.starts_with("Unauthenticated:"), "refused by TLS, not by a handler: {err}");
+    assert!(
+        !err.starts_with("Unauthenticated:"),
+        "refused by TLS, not by a handler: {err}"
+    );
 
     // An expired certificate signed by the right CA, for a real computer id.
     let expired = expired_identity(&server, &agent.computer_id);
@@ -275,14 +377,23 @@ async fn agent_calls_need_a_valid_certificate_and_revocation_cuts_at_once() {
     assert!(!err.contains("Welcome"), "{err}");
 
     // The agent's own identity works.
-    let first = try_session(&server, Some(&agent.identity())).await.expect("own identity");
-    assert!(matches!(first.kind, Some(pb::server_message::Kind::Welcome(_))));
+    let first = try_session(&server, Some(&agent.identity()))
+        .await
+        .expect("own identity");
+    assert!(matches!(
+        first.kind,
+        Some(pb::server_message::Kind::Welcome(_))
+    ));
     agent.wait_connected(Duration::from_secs(10)).await;
 
     // Revoke while connected: the live session ends within a second.
     let mut c = admin.client.clone();
     let started = Instant::now();
-    c.revoke_computer(admin.req(pb::RevokeComputerRequest { id: agent.computer_id.clone() })).await.expect("revoke");
+    c.revoke_computer(admin.req(pb::RevokeComputerRequest {
+        id: agent.computer_id.clone(),
+    }))
+    .await
+    .expect("revoke");
     let mut status = agent.status.clone();
     tokio::time::timeout(Duration::from_secs(1), status.wait_for(|s| !s.connected))
         .await
@@ -292,19 +403,27 @@ async fn agent_calls_need_a_valid_certificate_and_revocation_cuts_at_once() {
     assert!(cut <= Duration::from_secs(1), "cut after {cut:?}");
 
     // It cannot come back: the handshake now refuses its certificate.
-    let err = try_session(&server, Some(&agent.identity())).await.unwrap_err();
+    let err = try_session(&server, Some(&agent.identity()))
+        .await
+        .unwrap_err();
     assert!(!err.contains("Welcome"), "{err}");
-    wait_for("agent notices revocation or keeps failing", Duration::from_secs(10), || {
-        let s = agent.status.borrow().clone();
-        async move { (s.failures >= 1 && !s.connected).then_some(()) }
-    })
+    wait_for(
+        "agent notices revocation or keeps failing",
+        Duration::from_secs(10),
+        || {
+            let s = agent.status.borrow().clone();
+            async move { (s.failures >= 1 && !s.connected).then_some(()) }
+        },
+    )
     .await;
     let listed = admin.computer(&agent.computer_id).await;
     assert!(listed.revoked && !listed.online);
     // Nor may its revoked computer enroll again through the session path;
     // a new token is needed (and works).
     let again = tempfile::tempdir().unwrap();
-    herald_agent::enroll::enroll(&server.url(), &token, again.path(), false).await.expect("re-enroll with token");
+    herald_agent::enroll::enroll(&server.url(), &token, again.path(), false)
+        .await
+        .expect("re-enroll with token");
 }
 
 fn foreign_identity(cn: &str) -> ClientIdentity {
@@ -318,7 +437,10 @@ fn foreign_identity(cn: &str) -> ClientIdentity {
     leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
     let key = KeyPair::generate().unwrap();
     let cert = leaf.signed_by(&key, &issuer).unwrap();
-    ClientIdentity { cert_pem: cert.pem(), key_pem: key.serialize_pem() }
+    ClientIdentity {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    }
 }
 
 fn expired_identity(server: &TestServer, cn: &str) -> ClientIdentity {
@@ -334,7 +456,10 @@ fn expired_identity(server: &TestServer, cn: &str) -> ClientIdentity {
     leaf.not_after = now - time::Duration::days(1);
     let key = KeyPair::generate().unwrap();
     let cert = leaf.signed_by(&key, &issuer).unwrap();
-    ClientIdentity { cert_pem: cert.pem(), key_pem: key.serialize_pem() }
+    ClientIdentity {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -355,15 +480,23 @@ async fn server_restart_agents_reconnect_within_backoff_cap() {
     let cap = herald_tests::fast_backoff().cap;
     for (a, before) in agents.iter_mut().zip(before) {
         let mut st = a.status.clone();
-        tokio::time::timeout(Duration::from_secs(15), st.wait_for(|s| s.connected && s.sessions > before))
-            .await
-            .expect("agent reconnects after restart")
-            .expect("status");
+        tokio::time::timeout(
+            Duration::from_secs(15),
+            st.wait_for(|s| s.connected && s.sessions > before),
+        )
+        .await
+        .expect("agent reconnects after restart")
+        .expect("status");
         let longest = a.status.borrow().longest_delay;
-        assert!(longest <= cap, "reconnect delay {longest:?} exceeds the cap {cap:?}");
+        assert!(
+            longest <= cap,
+            "reconnect delay {longest:?} exceeds the cap {cap:?}"
+        );
     }
     let admin = server.admin().await;
     let online = admin.computers().await.iter().filter(|c| c.online).count();
     assert_eq!(online, agents.len());
-    let _ = Admin::connect(&server.url(), &server.ca_pem).await.expect("admin still reachable");
+    let _ = Admin::connect(&server.url(), &server.ca_pem)
+        .await
+        .expect("admin still reachable");
 }

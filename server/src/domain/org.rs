@@ -63,7 +63,10 @@ impl OrgTree {
         for u in units.values() {
             if let Some(p) = &u.parent {
                 if !units.contains_key(p) {
-                    return Err(OrgError::Corrupt(format!("unit {} has unknown parent {p}", u.id)));
+                    return Err(OrgError::Corrupt(format!(
+                        "unit {} has unknown parent {p}",
+                        u.id
+                    )));
                 }
                 children.entry(p.clone()).or_default().push(u.id.clone());
             }
@@ -71,7 +74,11 @@ impl OrgTree {
         for list in children.values_mut() {
             list.sort_by(|a, b| units[a].name.cmp(&units[b].name).then(a.cmp(b)));
         }
-        let tree = OrgTree { units, children, root };
+        let tree = OrgTree {
+            units,
+            children,
+            root,
+        };
         // Every unit must reach the root; otherwise there is a cycle.
         for id in tree.units.keys() {
             if tree.ancestors_and_self(id).last().copied() != Some(&tree.root) {
@@ -86,7 +93,9 @@ impl OrgTree {
     }
 
     pub fn get(&self, id: &str) -> Result<&Unit, OrgError> {
-        self.units.get(id).ok_or_else(|| OrgError::NotFound(id.to_owned()))
+        self.units
+            .get(id)
+            .ok_or_else(|| OrgError::NotFound(id.to_owned()))
     }
 
     pub fn contains(&self, id: &str) -> bool {
@@ -122,7 +131,9 @@ impl OrgTree {
 
     /// Whether `unit` is `ancestor` or lies below it.
     pub fn is_within(&self, unit: &str, ancestor: &str) -> bool {
-        self.ancestors_and_self(unit).iter().any(|a| a.as_str() == ancestor)
+        self.ancestors_and_self(unit)
+            .iter()
+            .any(|a| a.as_str() == ancestor)
     }
 
     /// "/" for the root, "/Branches/Branch 3" below it. Unknown ids give
@@ -145,7 +156,10 @@ impl OrgTree {
     pub fn find_path(&self, path: &str) -> Option<&Unit> {
         let mut cur = &self.root;
         for part in path.split('/').filter(|p| !p.is_empty()) {
-            cur = self.children(cur).iter().find(|c| self.units[*c].name == part)?;
+            cur = self
+                .children(cur)
+                .iter()
+                .find(|c| self.units[*c].name == part)?;
         }
         self.units.get(cur)
     }
@@ -198,7 +212,10 @@ impl OrgTree {
             return Err(OrgError::Root("moved"));
         }
         if self.is_within(new_parent, id) {
-            return Err(OrgError::Cycle { unit: self.path(id), target: self.path(new_parent) });
+            return Err(OrgError::Cycle {
+                unit: self.path(id),
+                target: self.path(new_parent),
+            });
         }
         self.check_unique(new_parent, &unit.name, Some(id))
     }
@@ -215,21 +232,31 @@ impl OrgTree {
         if children > 0 {
             what.push(plural(children, "child unit"));
         }
-        what.extend(attached.iter().filter(|(n, _)| *n > 0).map(|(n, w)| plural(*n, w)));
+        what.extend(
+            attached
+                .iter()
+                .filter(|(n, _)| *n > 0)
+                .map(|(n, w)| plural(*n, w)),
+        );
         if what.is_empty() {
             Ok(())
         } else {
-            Err(OrgError::NotEmpty { unit: self.path(id), what: what.join(", ") })
+            Err(OrgError::NotEmpty {
+                unit: self.path(id),
+                what: what.join(", "),
+            })
         }
     }
 
     fn check_unique(&self, parent: &str, name: &str, except: Option<&str>) -> Result<(), OrgError> {
-        let clash = self
-            .children(parent)
-            .iter()
-            .any(|c| Some(c.as_str()) != except && self.units[c].name.to_lowercase() == name.to_lowercase());
+        let clash = self.children(parent).iter().any(|c| {
+            Some(c.as_str()) != except && self.units[c].name.to_lowercase() == name.to_lowercase()
+        });
         if clash {
-            Err(OrgError::DuplicateName { parent: self.path(parent), name: name.to_owned() })
+            Err(OrgError::DuplicateName {
+                parent: self.path(parent),
+                name: name.to_owned(),
+            })
         } else {
             Ok(())
         }
@@ -237,7 +264,11 @@ impl OrgTree {
 }
 
 fn plural(n: usize, what: &str) -> String {
-    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
 
 /// Trims the name and checks it can be shown and used in a path.
@@ -264,7 +295,12 @@ pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn unit(id: &str, parent: Option<&str>, name: &str) -> Unit {
-        Unit { id: id.into(), parent: parent.map(Into::into), name: name.into(), created_ms: 0 }
+        Unit {
+            id: id.into(),
+            parent: parent.map(Into::into),
+            name: name.into(),
+            created_ms: 0,
+        }
     }
 
     /// root ─┬─ branches ─┬─ b3
@@ -284,11 +320,19 @@ pub(crate) mod tests {
     #[test]
     fn paths_and_lookup() {
         let t = library();
-        for (id, path) in [("root", "/"), ("branches", "/Branches"), ("b3", "/Branches/Branch 3"), ("hr", "/HR")] {
+        for (id, path) in [
+            ("root", "/"),
+            ("branches", "/Branches"),
+            ("b3", "/Branches/Branch 3"),
+            ("hr", "/HR"),
+        ] {
             assert_eq!(t.path(id), path);
             assert_eq!(t.find_path(path).map(|u| u.id.as_str()), Some(id));
         }
-        assert_eq!(t.find_path("Branches/Branch 7").map(|u| u.id.as_str()), Some("b7"));
+        assert_eq!(
+            t.find_path("Branches/Branch 7").map(|u| u.id.as_str()),
+            Some("b7")
+        );
         assert!(t.find_path("/Nope").is_none());
     }
 
@@ -327,7 +371,11 @@ pub(crate) mod tests {
             ("branches", "", Err("empty")),
             ("branches", "a/b", Err("'/'")),
             ("nope", "X", Err("no org unit")),
-            ("root", "Ｂranches 多语言 فارسی", Ok("Ｂranches 多语言 فارسی")),
+            (
+                "root",
+                "Ｂranches 多语言 فارسی",
+                Ok("Ｂranches 多语言 فارسی"),
+            ),
         ];
         for (parent, name, want) in cases {
             let got = t.check_create(parent, name);
@@ -337,7 +385,10 @@ pub(crate) mod tests {
                 (got, want) => panic!("create {name:?} under {parent}: got {got:?}, want {want:?}"),
             }
         }
-        assert!(t.check_rename("b3", "Branch 3").is_ok(), "renaming to its own name is fine");
+        assert!(
+            t.check_rename("b3", "Branch 3").is_ok(),
+            "renaming to its own name is fine"
+        );
         assert!(t.check_rename("b3", "Branch 7").is_err());
         assert!(t.check_create("root", &"x".repeat(101)).is_err());
     }
@@ -360,13 +411,23 @@ pub(crate) mod tests {
     fn delete_checks() {
         let t = library();
         assert!(t.check_delete("b3", &[(0, "computer")]).is_ok());
-        let e = t.check_delete("b3", &[(2, "computer"), (1, "enrollment token")]).unwrap_err();
+        let e = t
+            .check_delete("b3", &[(2, "computer"), (1, "enrollment token")])
+            .unwrap_err();
         assert_eq!(
             e.to_string(),
             "cannot delete /Branches/Branch 3: it still has 2 computers, 1 enrollment token; move or remove them first"
         );
-        assert!(t.check_delete("branches", &[]).unwrap_err().to_string().contains("2 child units"));
-        assert!(matches!(t.check_delete("root", &[]), Err(OrgError::Root(_))));
+        assert!(
+            t.check_delete("branches", &[])
+                .unwrap_err()
+                .to_string()
+                .contains("2 child units")
+        );
+        assert!(matches!(
+            t.check_delete("root", &[]),
+            Err(OrgError::Root(_))
+        ));
     }
 
     #[test]
@@ -375,7 +436,12 @@ pub(crate) mod tests {
         assert!(OrgTree::new([unit("a", None, "A"), unit("b", None, "B")]).is_err());
         assert!(OrgTree::new([unit("a", None, "A"), unit("b", Some("x"), "B")]).is_err());
         assert!(
-            OrgTree::new([unit("r", None, "R"), unit("a", Some("b"), "A"), unit("b", Some("a"), "B")]).is_err()
+            OrgTree::new([
+                unit("r", None, "R"),
+                unit("a", Some("b"), "A"),
+                unit("b", Some("a"), "B")
+            ])
+            .is_err()
         );
     }
 }

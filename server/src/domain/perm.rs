@@ -84,11 +84,17 @@ impl Grant {
     }
 
     pub fn org(capability: Capability) -> Self {
-        Grant { capability, scope: Scope::Organisation }
+        Grant {
+            capability,
+            scope: Scope::Organisation,
+        }
     }
 
     pub fn units<'a>(capability: Capability, units: impl IntoIterator<Item = &'a str>) -> Self {
-        Grant { capability, scope: Scope::Units(units.into_iter().map(str::to_owned).collect()) }
+        Grant {
+            capability,
+            scope: Scope::Units(units.into_iter().map(str::to_owned).collect()),
+        }
     }
 }
 
@@ -96,10 +102,18 @@ impl Grant {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Denied {
     #[error("you need the \"{capability}\" permission on {place}")]
-    Missing { capability: Capability, place: String },
+    Missing {
+        capability: Capability,
+        place: String,
+    },
     #[error("you cannot grant \"{capability}\" on {place}: you do not hold it there yourself")]
-    BeyondOwn { capability: Capability, place: String },
-    #[error("you cannot manage admin {admin:?}: they hold {place}, which you could not grant yourself")]
+    BeyondOwn {
+        capability: Capability,
+        place: String,
+    },
+    #[error(
+        "you cannot manage admin {admin:?}: they hold {place}, which you could not grant yourself"
+    )]
     AdminOutOfReach { admin: String, place: String },
 }
 
@@ -116,7 +130,10 @@ impl<'a> Grants<'a> {
     }
 
     fn with(&self, cap: Capability) -> impl Iterator<Item = &'a Scope> + 'a {
-        self.grants.iter().filter(move |g| g.capability == cap).map(|g| &g.scope)
+        self.grants
+            .iter()
+            .filter(move |g| g.capability == cap)
+            .map(|g| &g.scope)
     }
 
     /// Holds `cap` somewhere at all.
@@ -142,7 +159,10 @@ impl<'a> Grants<'a> {
         if self.allows(cap, unit) {
             Ok(())
         } else {
-            Err(Denied::Missing { capability: cap, place: self.tree.path(unit) })
+            Err(Denied::Missing {
+                capability: cap,
+                place: self.tree.path(unit),
+            })
         }
     }
 
@@ -150,7 +170,10 @@ impl<'a> Grants<'a> {
         if self.has_org(cap) {
             Ok(())
         } else {
-            Err(Denied::Missing { capability: cap, place: "the whole organisation".into() })
+            Err(Denied::Missing {
+                capability: cap,
+                place: "the whole organisation".into(),
+            })
         }
     }
 
@@ -158,7 +181,10 @@ impl<'a> Grants<'a> {
         if self.has_any(cap) {
             Ok(())
         } else {
-            Err(Denied::Missing { capability: cap, place: "any org unit".into() })
+            Err(Denied::Missing {
+                capability: cap,
+                place: "any org unit".into(),
+            })
         }
     }
 
@@ -178,15 +204,24 @@ impl<'a> Grants<'a> {
     /// scope and the granted capability itself over that scope.
     pub fn may_grant(&self, grant: &Grant) -> Result<(), Denied> {
         self.covers(Capability::ManageAdmins, &grant.scope)
-            .map_err(|place| Denied::Missing { capability: Capability::ManageAdmins, place })?;
+            .map_err(|place| Denied::Missing {
+                capability: Capability::ManageAdmins,
+                place,
+            })?;
         self.covers(grant.capability, &grant.scope)
-            .map_err(|place| Denied::BeyondOwn { capability: grant.capability, place })
+            .map_err(|place| Denied::BeyondOwn {
+                capability: grant.capability,
+                place,
+            })
     }
 
     /// May take `grant` away from someone: "manage admins" over its scope.
     pub fn may_revoke(&self, grant: &Grant) -> Result<(), Denied> {
         self.covers(Capability::ManageAdmins, &grant.scope)
-            .map_err(|place| Denied::Missing { capability: Capability::ManageAdmins, place })
+            .map_err(|place| Denied::Missing {
+                capability: Capability::ManageAdmins,
+                place,
+            })
     }
 
     /// May manage (reset the password of, delete) an admin holding
@@ -198,11 +233,16 @@ impl<'a> Grants<'a> {
             self.may_grant(g).map_err(|_| Denied::AdminOutOfReach {
                 admin: name.to_owned(),
                 place: match &g.scope {
-                    Scope::Organisation => format!("\"{}\" on the whole organisation", g.capability),
+                    Scope::Organisation => {
+                        format!("\"{}\" on the whole organisation", g.capability)
+                    }
                     Scope::Units(u) => format!(
                         "\"{}\" on {}",
                         g.capability,
-                        u.iter().map(|id| self.tree.path(id)).collect::<Vec<_>>().join(", ")
+                        u.iter()
+                            .map(|id| self.tree.path(id))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 },
             })?;
@@ -232,7 +272,11 @@ impl<'a> Grants<'a> {
 pub fn normalize(grants: &[Grant], tree: &OrgTree) -> Vec<Grant> {
     let mut out = Vec::new();
     for cap in Capability::ALL {
-        let scopes: Vec<&Scope> = grants.iter().filter(|g| g.capability == cap).map(|g| &g.scope).collect();
+        let scopes: Vec<&Scope> = grants
+            .iter()
+            .filter(|g| g.capability == cap)
+            .map(|g| &g.scope)
+            .collect();
         if scopes.is_empty() {
             continue;
         }
@@ -290,7 +334,10 @@ mod tests {
     #[test]
     fn allows_matrix() {
         let t = library();
-        let branch3_alerts = [Grant::units(SendQuickAlerts, ["b3"]), Grant::org(SendMessages)];
+        let branch3_alerts = [
+            Grant::units(SendQuickAlerts, ["b3"]),
+            Grant::org(SendMessages),
+        ];
         let branches_org = [Grant::units(ManageOrgUnits, ["branches"])];
         // (grants, capability, unit, expected)
         let cases: [(&[Grant], Capability, &str, bool); 12] = [
@@ -308,7 +355,11 @@ mod tests {
             (&branches_org, ManageOrgUnits, "missing", false),
         ];
         for (grants, cap, unit, want) in cases {
-            assert_eq!(Grants::new(grants, &t).allows(cap, unit), want, "{cap} on {unit} with {grants:?}");
+            assert_eq!(
+                Grants::new(grants, &t).allows(cap, unit),
+                want,
+                "{cap} on {unit} with {grants:?}"
+            );
         }
     }
 
@@ -316,22 +367,36 @@ mod tests {
     fn require_names_capability_and_place() {
         let t = library();
         let g = [Grant::units(SendQuickAlerts, ["b3"])];
-        let e = Grants::new(&g, &t).require(SendQuickAlerts, "b7").unwrap_err();
-        assert_eq!(e.to_string(), "you need the \"send quick alerts\" permission on /Branches/Branch 7");
+        let e = Grants::new(&g, &t)
+            .require(SendQuickAlerts, "b7")
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "you need the \"send quick alerts\" permission on /Branches/Branch 7"
+        );
     }
 
     #[test]
     fn cannot_grant_beyond_own() {
         let t = library();
-        let admin = [Grant::units(ManageAdmins, ["branches"]), Grant::units(SendQuickAlerts, ["b3"])];
+        let admin = [
+            Grant::units(ManageAdmins, ["branches"]),
+            Grant::units(SendQuickAlerts, ["b3"]),
+        ];
         let g = Grants::new(&admin, &t);
         let cases = [
             (Grant::units(SendQuickAlerts, ["b3"]), Ok(())),
-            (Grant::units(SendQuickAlerts, ["b7"]), Err("cannot grant \"send quick alerts\" on /Branches/Branch 7")),
+            (
+                Grant::units(SendQuickAlerts, ["b7"]),
+                Err("cannot grant \"send quick alerts\" on /Branches/Branch 7"),
+            ),
             (Grant::org(SendQuickAlerts), Err("manage admins")),
             (Grant::units(SendQuickAlerts, ["hr"]), Err("manage admins")),
             (Grant::units(ManageAdmins, ["b7"]), Ok(())),
-            (Grant::units(ViewReports, ["b3"]), Err("cannot grant \"view reports\"")),
+            (
+                Grant::units(ViewReports, ["b3"]),
+                Err("cannot grant \"view reports\""),
+            ),
         ];
         for (grant, want) in cases {
             match (g.may_grant(&grant), want) {
@@ -345,12 +410,25 @@ mod tests {
     #[test]
     fn managing_admins_needs_reach_over_their_grants() {
         let t = library();
-        let me = [Grant::units(ManageAdmins, ["branches"]), Grant::units(SendMessages, ["branches"])];
+        let me = [
+            Grant::units(ManageAdmins, ["branches"]),
+            Grant::units(SendMessages, ["branches"]),
+        ];
         let g = Grants::new(&me, &t);
         assert!(g.may_manage_admin("x", &[]).is_ok());
-        assert!(g.may_manage_admin("x", &[Grant::units(SendMessages, ["b3", "b7"])]).is_ok());
-        assert!(g.may_manage_admin("x", &[Grant::units(SendQuickAlerts, ["b3"])]).is_err(), "a power I lack");
-        assert!(g.may_manage_admin("x", &[Grant::units(SendMessages, ["hr"])]).is_err());
+        assert!(
+            g.may_manage_admin("x", &[Grant::units(SendMessages, ["b3", "b7"])])
+                .is_ok()
+        );
+        assert!(
+            g.may_manage_admin("x", &[Grant::units(SendQuickAlerts, ["b3"])])
+                .is_err(),
+            "a power I lack"
+        );
+        assert!(
+            g.may_manage_admin("x", &[Grant::units(SendMessages, ["hr"])])
+                .is_err()
+        );
         assert!(g.may_manage_admin("x", &[Grant::org(ViewReports)]).is_err());
         assert!(Grants::new(&[], &t).may_manage_admin("x", &[]).is_err());
     }
@@ -362,22 +440,46 @@ mod tests {
         let units = Grants::new(&g, &t).units_with(ViewReports).unwrap();
         let ids: Vec<&str> = units.iter().map(|s| s.as_str()).collect();
         assert_eq!(ids, ["b3", "b7", "branches"]);
-        assert!(Grants::new(&[Grant::org(ViewReports)], &t).units_with(ViewReports).is_none());
+        assert!(
+            Grants::new(&[Grant::org(ViewReports)], &t)
+                .units_with(ViewReports)
+                .is_none()
+        );
     }
 
     #[test]
     fn normalize_and_subtract() {
         let t = library();
         let g = normalize(
-            &[Grant::units(SendMessages, ["b3"]), Grant::units(SendMessages, ["branches", "hr"]), Grant::org(ViewReports)],
+            &[
+                Grant::units(SendMessages, ["b3"]),
+                Grant::units(SendMessages, ["branches", "hr"]),
+                Grant::org(ViewReports),
+            ],
             &t,
         );
-        assert_eq!(g, vec![Grant::units(SendMessages, ["branches", "hr"]), Grant::org(ViewReports)]);
+        assert_eq!(
+            g,
+            vec![
+                Grant::units(SendMessages, ["branches", "hr"]),
+                Grant::org(ViewReports)
+            ]
+        );
         let g = subtract(&g, &Grant::units(SendMessages, ["hr"]));
-        assert_eq!(g, vec![Grant::units(SendMessages, ["branches"]), Grant::org(ViewReports)]);
+        assert_eq!(
+            g,
+            vec![
+                Grant::units(SendMessages, ["branches"]),
+                Grant::org(ViewReports)
+            ]
+        );
         let g = subtract(&g, &Grant::units(SendMessages, ["branches"]));
         assert_eq!(g, vec![Grant::org(ViewReports)]);
-        assert_eq!(subtract(&g, &Grant::units(ViewReports, ["b3"])), g, "unit revoke leaves org grant");
+        assert_eq!(
+            subtract(&g, &Grant::units(ViewReports, ["b3"])),
+            g,
+            "unit revoke leaves org grant"
+        );
         assert!(subtract(&g, &Grant::org(ViewReports)).is_empty());
     }
 }

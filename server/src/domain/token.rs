@@ -19,13 +19,17 @@ pub struct TokenParts {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
-    #[error("this is not a Herald enrollment token (expected hrld1.<fingerprint>.<secret>); copy the whole token")]
+    #[error(
+        "this is not a Herald enrollment token (expected hrld1.<fingerprint>.<secret>); copy the whole token"
+    )]
     Malformed,
     #[error("unknown enrollment token: ask your admin for a new one")]
     Unknown,
     #[error("the enrollment token has expired: ask your admin for a new one")]
     Expired,
-    #[error("the enrollment token has been used {0} times, its limit: ask your admin for a new one")]
+    #[error(
+        "the enrollment token has been used {0} times, its limit: ask your admin for a new one"
+    )]
     UsedUp(u32),
     #[error("the enrollment token was revoked: ask your admin for a new one")]
     Revoked,
@@ -37,16 +41,23 @@ pub fn format(ca_fingerprint: &str, secret: &str) -> String {
 
 pub fn parse(token: &str) -> Result<TokenParts, TokenError> {
     let mut parts = token.trim().split('.');
-    let (Some(PREFIX), Some(fp), Some(secret), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(PREFIX), Some(fp), Some(secret), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(TokenError::Malformed);
     };
     let fp_ok = fp.len() == 64 && fp.chars().all(|c| c.is_ascii_hexdigit());
-    let secret_ok = secret.len() >= 16 && secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let secret_ok = secret.len() >= 16
+        && secret
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !fp_ok || !secret_ok {
         return Err(TokenError::Malformed);
     }
-    Ok(TokenParts { ca_fingerprint: fp.to_ascii_lowercase(), secret: secret.to_owned() })
+    Ok(TokenParts {
+        ca_fingerprint: fp.to_ascii_lowercase(),
+        secret: secret.to_owned(),
+    })
 }
 
 /// The key the server stores a token under: SHA-256 of the secret, hex.
@@ -100,8 +111,17 @@ mod tests {
     #[test]
     fn parse_cases() {
         let good = format(FP, "s3cr3t-s3cr3t_s3cr3t");
-        assert_eq!(parse(&good).unwrap(), TokenParts { ca_fingerprint: FP.into(), secret: "s3cr3t-s3cr3t_s3cr3t".into() });
-        assert!(parse(&format!("  {good}\n")).is_ok(), "surrounding white space is tolerated");
+        assert_eq!(
+            parse(&good).unwrap(),
+            TokenParts {
+                ca_fingerprint: FP.into(),
+                secret: "s3cr3t-s3cr3t_s3cr3t".into()
+            }
+        );
+        assert!(
+            parse(&format!("  {good}\n")).is_ok(),
+            "surrounding white space is tolerated"
+        );
         for bad in [
             "",
             "hrld1",
@@ -131,9 +151,27 @@ mod tests {
         };
         let cases = [
             (TokenRecord { ..rec.clone() }, 10, Ok(())),
-            (TokenRecord { ..rec.clone() }, 1000, Err(TokenError::Expired)),
-            (TokenRecord { uses: 2, ..rec.clone() }, 10, Err(TokenError::UsedUp(2))),
-            (TokenRecord { revoked: true, ..rec.clone() }, 10, Err(TokenError::Revoked)),
+            (
+                TokenRecord { ..rec.clone() },
+                1000,
+                Err(TokenError::Expired),
+            ),
+            (
+                TokenRecord {
+                    uses: 2,
+                    ..rec.clone()
+                },
+                10,
+                Err(TokenError::UsedUp(2)),
+            ),
+            (
+                TokenRecord {
+                    revoked: true,
+                    ..rec.clone()
+                },
+                10,
+                Err(TokenError::Revoked),
+            ),
         ];
         for (r, now, want) in cases {
             assert_eq!(r.check_usable(now), want);

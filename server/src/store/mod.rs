@@ -31,8 +31,15 @@ pub enum Table {
 }
 
 impl Table {
-    pub const ALL: [Table; 7] =
-        [Table::Meta, Table::Units, Table::Computers, Table::Tokens, Table::Admins, Table::Sessions, Table::Audit];
+    pub const ALL: [Table; 7] = [
+        Table::Meta,
+        Table::Units,
+        Table::Computers,
+        Table::Tokens,
+        Table::Admins,
+        Table::Sessions,
+        Table::Audit,
+    ];
 
     /// One byte that prefixes the table's keys in a single ordered keyspace.
     pub(crate) fn tag(self) -> u8 {
@@ -53,15 +60,26 @@ pub enum StoreError {
     #[error("storage failure: {0}")]
     Io(String),
     #[error("stored record {table:?}/{key} cannot be read: {reason}")]
-    Corrupt { table: Table, key: String, reason: String },
+    Corrupt {
+        table: Table,
+        key: String,
+        reason: String,
+    },
     #[error("the store is shutting down")]
     Closed,
 }
 
 #[derive(Debug, Clone)]
 pub enum Op {
-    Put { table: Table, key: String, value: Vec<u8> },
-    Delete { table: Table, key: String },
+    Put {
+        table: Table,
+        key: String,
+        value: Vec<u8>,
+    },
+    Delete {
+        table: Table,
+        key: String,
+    },
 }
 
 /// Writes applied together or not at all.
@@ -75,15 +93,27 @@ impl Batch {
         Batch::default()
     }
 
-    pub fn put_json<T: Serialize>(&mut self, table: Table, key: impl Into<String>, value: &T) -> &mut Self {
+    pub fn put_json<T: Serialize>(
+        &mut self,
+        table: Table,
+        key: impl Into<String>,
+        value: &T,
+    ) -> &mut Self {
         // Serialising plain structs of strings and numbers to JSON cannot fail.
         let value = serde_json::to_vec(value).unwrap_or_default();
-        self.ops.push(Op::Put { table, key: key.into(), value });
+        self.ops.push(Op::Put {
+            table,
+            key: key.into(),
+            value,
+        });
         self
     }
 
     pub fn delete(&mut self, table: Table, key: impl Into<String>) -> &mut Self {
-        self.ops.push(Op::Delete { table, key: key.into() });
+        self.ops.push(Op::Delete {
+            table,
+            key: key.into(),
+        });
         self
     }
 
@@ -126,7 +156,11 @@ impl Db {
         Db { store }
     }
 
-    pub fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>, StoreError> {
+    pub fn get<T: DeserializeOwned>(
+        &self,
+        table: Table,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
         match self.store.get(table, key)? {
             None => Ok(None),
             Some(bytes) => decode(table, key, &bytes).map(Some),
@@ -134,12 +168,23 @@ impl Db {
     }
 
     pub fn list<T: DeserializeOwned>(&self, table: Table) -> Result<Vec<T>, StoreError> {
-        self.store.scan(table)?.iter().map(|(k, v)| decode(table, k, v)).collect()
+        self.store
+            .scan(table)?
+            .iter()
+            .map(|(k, v)| decode(table, k, v))
+            .collect()
     }
 
     /// Every record of `table` with its key, ordered by key.
-    pub fn list_keyed<T: DeserializeOwned>(&self, table: Table) -> Result<Vec<(String, T)>, StoreError> {
-        self.store.scan(table)?.iter().map(|(k, v)| decode(table, k, v).map(|t| (k.clone(), t))).collect()
+    pub fn list_keyed<T: DeserializeOwned>(
+        &self,
+        table: Table,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        self.store
+            .scan(table)?
+            .iter()
+            .map(|(k, v)| decode(table, k, v).map(|t| (k.clone(), t)))
+            .collect()
     }
 
     pub fn list_rev<T: DeserializeOwned>(
@@ -148,7 +193,11 @@ impl Db {
         before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<T>, StoreError> {
-        self.store.scan_rev(table, before, limit)?.iter().map(|(k, v)| decode(table, k, v)).collect()
+        self.store
+            .scan_rev(table, before, limit)?
+            .iter()
+            .map(|(k, v)| decode(table, k, v))
+            .collect()
     }
 
     pub fn next_id(&self) -> Result<u64, StoreError> {
@@ -164,7 +213,11 @@ impl Db {
 }
 
 fn decode<T: DeserializeOwned>(table: Table, key: &str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { table, key: key.to_owned(), reason: e.to_string() })
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        table,
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 /// Sequence keys that sort in numeric order as strings.

@@ -50,7 +50,10 @@ impl SledStore {
             .map_err(io)?;
         let tree = db.open_tree("herald").map_err(io)?;
         let data_file = File::open(dir.join("db")).map_err(|e| {
-            StoreError::Io(format!("cannot open sled's data file {}: {e}", dir.join("db").display()))
+            StoreError::Io(format!(
+                "cannot open sled's data file {}: {e}",
+                dir.join("db").display()
+            ))
         })?;
         let (tx, rx) = std_mpsc::channel::<(Batch, Reply)>();
         let writer_tree = tree.clone();
@@ -59,7 +62,12 @@ impl SledStore {
             .name("herald-store-writer".into())
             .spawn(move || writer(rx, writer_db, writer_tree, data_file, window))
             .map_err(|e| StoreError::Io(format!("cannot start the store writer: {e}")))?;
-        Ok(Arc::new(SledStore { db, tree, writer: Some(tx), writer_thread: Some(thread) }))
+        Ok(Arc::new(SledStore {
+            db,
+            tree,
+            writer: Some(tx),
+            writer_thread: Some(thread),
+        }))
     }
 
     /// Total size of the store on disk, for diagnostics.
@@ -120,10 +128,11 @@ fn writer(
             }
             results.push((reply, tree.apply_batch(sb).map_err(|e| e.to_string())));
         }
-        let synced = db
-            .flush()
-            .map_err(|e| e.to_string())
-            .and_then(|_| data_file.sync_data().map_err(|e| format!("fdatasync failed: {e}")));
+        let synced = db.flush().map_err(|e| e.to_string()).and_then(|_| {
+            data_file
+                .sync_data()
+                .map_err(|e| format!("fdatasync failed: {e}"))
+        });
         if let Err(e) = &synced {
             tracing::error!(error = %e, "store sync failed; the writes of this group are not acknowledged");
         }
@@ -138,7 +147,11 @@ fn writer(
 
 impl Store for SledStore {
     fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree.get(full_key(table, key)).map_err(io)?.map(|v| v.to_vec()))
+        Ok(self
+            .tree
+            .get(full_key(table, key))
+            .map_err(io)?
+            .map(|v| v.to_vec()))
     }
 
     fn scan(&self, table: Table) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
@@ -179,7 +192,9 @@ impl Store for SledStore {
         };
         Box::pin(async move {
             sent.map_err(|_| StoreError::Closed)?;
-            rx.await.map_err(|_| StoreError::Closed)?.map_err(StoreError::Io)
+            rx.await
+                .map_err(|_| StoreError::Closed)?
+                .map_err(StoreError::Io)
         })
     }
 }
@@ -196,7 +211,9 @@ mod tests {
             let store = SledStore::open(dir.path(), Duration::ZERO).unwrap();
             let db = Db::new(store);
             let mut b = Batch::new();
-            b.put_json(Table::Units, "a", &1u32).put_json(Table::Units, "b", &2u32).put_json(Table::Admins, "a", &3u32);
+            b.put_json(Table::Units, "a", &1u32)
+                .put_json(Table::Units, "b", &2u32)
+                .put_json(Table::Admins, "a", &3u32);
             db.commit(b).await.unwrap();
             let mut b = Batch::new();
             b.delete(Table::Units, "a");
@@ -220,7 +237,9 @@ mod tests {
         assert_eq!(db.get::<u32>(Table::Admins, "zz").unwrap(), None);
         let newest: Vec<u32> = db.list_rev(Table::Audit, None, 3).unwrap();
         assert_eq!(newest, vec![49, 48, 47]);
-        let older: Vec<u32> = db.list_rev(Table::Audit, Some(&crate::store::seq_key(10)), 2).unwrap();
+        let older: Vec<u32> = db
+            .list_rev(Table::Audit, Some(&crate::store::seq_key(10)), 2)
+            .unwrap();
         assert_eq!(older, vec![9, 8]);
         let a = db.next_id().unwrap();
         assert!(db.next_id().unwrap() > a);
