@@ -11,7 +11,9 @@
 //! notifications belong to the session part.
 
 pub mod backoff;
+pub mod core;
 pub mod enroll;
+pub mod items;
 pub mod local;
 pub mod service;
 pub mod session;

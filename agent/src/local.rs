@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+
+use crate::core::Core;
 
 /// Service → session part.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -24,6 +26,10 @@ pub enum ToSession {
         uid: u32,
         computer_id: String,
     },
+    /// Show this alert now.
+    Alert(crate::items::LocalAlert),
+    /// Take this item off the screen (cancelled by the sender).
+    Withdraw { id: String },
 }
 
 /// Session part → service.
@@ -31,6 +37,16 @@ pub enum ToSession {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum FromSession {
     Ping,
+    /// The item is on this user's screen.
+    Displayed {
+        id: String,
+        at_unix_ms: i64,
+    },
+    /// This user closed it.
+    Dismissed {
+        id: String,
+        at_unix_ms: i64,
+    },
 }
 
 /// A logged-in user as the kernel reported it.
@@ -40,11 +56,16 @@ pub struct LocalUser {
     pub uid: u32,
 }
 
+struct Conn {
+    user: LocalUser,
+    tx: mpsc::UnboundedSender<ToSession>,
+}
+
 /// The session parts currently connected, published as a sorted, deduped
 /// user list whenever it changes.
 pub struct Sessions {
     next: AtomicU64,
-    conns: Mutex<BTreeMap<u64, LocalUser>>,
+    conns: Mutex<BTreeMap<u64, Conn>>,
     users: watch::Sender<Vec<LocalUser>>,
 }
 
@@ -57,6 +78,15 @@ impl Sessions {
         })
     }
 
+    /// Sends `msg` to every connected session part whose user `to` accepts.
+    pub fn send(&self, msg: &ToSession, to: impl Fn(&str) -> bool) {
+        if let Ok(c) = self.conns.lock() {
+            for conn in c.values().filter(|c| to(&c.user.name)) {
+                let _ = conn.tx.send(msg.clone());
+            }
+        }
+    }
+
     pub fn subscribe(&self) -> watch::Receiver<Vec<LocalUser>> {
         self.users.subscribe()
     }
@@ -65,10 +95,10 @@ impl Sessions {
         self.users.borrow().clone()
     }
 
-    fn add(&self, user: LocalUser) -> u64 {
+    fn add(&self, user: LocalUser, tx: mpsc::UnboundedSender<ToSession>) -> u64 {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut c) = self.conns.lock() {
-            c.insert(id, user);
+            c.insert(id, Conn { user, tx });
             self.publish(&c);
         }
         id
@@ -81,8 +111,8 @@ impl Sessions {
         }
     }
 
-    fn publish(&self, conns: &BTreeMap<u64, LocalUser>) {
-        let mut users: Vec<LocalUser> = conns.values().cloned().collect();
+    fn publish(&self, conns: &BTreeMap<u64, Conn>) {
+        let mut users: Vec<LocalUser> = conns.values().map(|c| c.user.clone()).collect();
         users.sort();
         users.dedup();
         self.users.send_if_modified(|cur| {
@@ -136,12 +166,7 @@ fn user_name(uid: u32) -> String {
 }
 
 /// Accepts session parts until `shutdown` flips.
-pub async fn serve(
-    listener: UnixListener,
-    sessions: Arc<Sessions>,
-    computer_id: String,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn serve(listener: UnixListener, core: Arc<Core>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let stream = tokio::select! {
             r = listener.accept() => match r {
@@ -154,21 +179,19 @@ pub async fn serve(
             },
             _ = shutdown.changed() => return,
         };
-        tokio::spawn(handle(
-            stream,
-            sessions.clone(),
-            computer_id.clone(),
-            shutdown.clone(),
-        ));
+        tokio::spawn(handle(stream, core.clone(), shutdown.clone()));
     }
 }
 
-async fn handle(
-    stream: UnixStream,
-    sessions: Arc<Sessions>,
-    computer_id: String,
-    mut shutdown: watch::Receiver<bool>,
-) {
+async fn write_msg(write: &mut tokio::net::unix::OwnedWriteHalf, msg: &ToSession) -> bool {
+    let Ok(mut line) = serde_json::to_string(msg) else {
+        return false;
+    };
+    line.push('\n');
+    write.write_all(line.as_bytes()).await.is_ok()
+}
+
+async fn handle(stream: UnixStream, core: Arc<Core>, mut shutdown: watch::Receiver<bool>) {
     let uid = match stream.peer_cred() {
         Ok(cred) => cred.uid(),
         Err(e) => {
@@ -184,31 +207,38 @@ async fn handle(
     let welcome = ToSession::Welcome {
         user: user.name.clone(),
         uid,
-        computer_id,
+        computer_id: core.computer_id.clone(),
     };
-    let Ok(mut line) = serde_json::to_string(&welcome) else {
-        return;
-    };
-    line.push('\n');
-    if write.write_all(line.as_bytes()).await.is_err() {
+    if !write_msg(&mut write, &welcome).await {
         return;
     }
     tracing::info!(user = %user.name, uid, "session part connected");
-    let id = sessions.add(user.clone());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let id = core.sessions.add(user.clone(), tx.clone());
+    // What arrived while this user was not logged in, and is still valid.
+    for alert in core.unseen_by(&user.name) {
+        let _ = tx.send(ToSession::Alert(alert));
+    }
     let mut lines = BufReader::new(read).lines();
     loop {
         tokio::select! {
             next = lines.next_line() => match next {
-                Ok(Some(l)) => {
-                    if serde_json::from_str::<FromSession>(&l).is_err() {
-                        tracing::debug!(user = %user.name, "ignoring unknown message from session part");
-                    }
-                }
+                Ok(Some(l)) => match serde_json::from_str::<FromSession>(&l) {
+                    Ok(FromSession::Displayed { id, at_unix_ms }) => core.record(&id, &user.name, herald_proto::pb::DeliveryState::Displayed, at_unix_ms),
+                    Ok(FromSession::Dismissed { id, at_unix_ms }) => core.record(&id, &user.name, herald_proto::pb::DeliveryState::Dismissed, at_unix_ms),
+                    Ok(FromSession::Ping) => {}
+                    Err(_) => tracing::debug!(user = %user.name, "ignoring unknown message from session part"),
+                },
                 Ok(None) | Err(_) => break,
             },
+            Some(msg) = rx.recv() => {
+                if !write_msg(&mut write, &msg).await {
+                    break;
+                }
+            }
             _ = shutdown.changed() => break,
         }
     }
-    sessions.remove(id);
+    core.sessions.remove(id);
     tracing::info!(user = %user.name, uid, "session part disconnected");
 }

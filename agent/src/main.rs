@@ -47,6 +47,12 @@ enum Command {
         /// The service's local socket.
         #[arg(long)]
         socket: Option<PathBuf>,
+        /// The popup program (default: herald-agent-popup next to this one).
+        #[arg(long)]
+        popup: Option<PathBuf>,
+        /// Do not show desktop notifications (popup only).
+        #[arg(long)]
+        no_notifications: bool,
     },
     /// Show this computer's enrollment.
     Status {
@@ -125,9 +131,17 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
             herald_agent::service::run(opts, stop_rx, status).await?;
             Ok(())
         }
-        Command::Session { socket } => {
-            let socket = socket.unwrap_or_else(herald_agent::local::default_socket_path);
-            herald_agent::session::run(&socket).await?;
+        Command::Session {
+            socket,
+            popup,
+            no_notifications,
+        } => {
+            let opts = herald_agent::session::SessionOptions {
+                socket: socket.unwrap_or_else(herald_agent::local::default_socket_path),
+                popup,
+                notifications: !no_notifications,
+            };
+            herald_agent::session::run(opts).await?;
             Ok(())
         }
         Command::Status { state_dir } => {

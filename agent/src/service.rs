@@ -3,6 +3,7 @@
 //! presence, sends heartbeats, and reports the logged-in users whenever the
 //! set of connected session parts changes.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 
 use crate::backoff::Backoff;
-use crate::local::{LocalUser, Sessions};
+use crate::core::Core;
+use crate::items::ItemStore;
+use crate::local::LocalUser;
 use crate::state::{Identity, StateDir};
 
 #[derive(Clone, Debug)]
@@ -69,7 +72,8 @@ pub async fn run(
     status: watch::Sender<ServiceStatus>,
 ) -> Result<(), ServiceError> {
     let identity = StateDir::new(&opts.state_dir).load()?;
-    let sessions = Sessions::new();
+    let items = ItemStore::open(&opts.state_dir, crate::core::now_ms())?;
+    let core = Core::new(identity.info.computer_id.clone(), items);
     if let Some(path) = &opts.socket {
         let listener = crate::local::bind(path).map_err(|source| ServiceError::Socket {
             path: path.display().to_string(),
@@ -78,8 +82,7 @@ pub async fn run(
         tracing::info!(socket = %path.display(), "listening for session parts");
         tokio::spawn(crate::local::serve(
             listener,
-            sessions.clone(),
-            identity.info.computer_id.clone(),
+            core.clone(),
             shutdown.clone(),
         ));
     }
@@ -89,7 +92,7 @@ pub async fn run(
         if *shutdown.borrow() {
             break;
         }
-        let end = run_session(&identity, &sessions, &mut shutdown, &status).await;
+        let end = run_session(&identity, &core, &mut shutdown, &status).await;
         let delay = match end {
             SessionEnd::Shutdown => break,
             SessionEnd::AfterWelcome(why) => {
@@ -157,7 +160,7 @@ fn classify(status: &tonic::Status) -> SessionEnd {
 
 async fn run_session(
     identity: &Identity,
-    sessions: &Arc<Sessions>,
+    core: &Arc<Core>,
     shutdown: &mut watch::Receiver<bool>,
     status: &watch::Sender<ServiceStatus>,
 ) -> SessionEnd {
@@ -175,14 +178,14 @@ async fn run_session(
         },
         _ = shutdown.changed() => return SessionEnd::Shutdown,
     };
-    let mut users_rx = sessions.subscribe();
+    let mut users_rx = core.sessions.subscribe();
     let (out_tx, out_rx) = mpsc::channel::<pb::AgentMessage>(64);
     let hello = pb::Hello {
         agent_version: crate::VERSION.to_owned(),
         hostname: crate::hostname(),
         os: crate::os_description(),
         users: users_pb(&users_rx.borrow_and_update()),
-        resume_after_seq: 0,
+        resume_after_seq: core.max_seq(),
     };
     // The channel is new and empty.
     let _ = out_tx.try_send(agent_msg(agent_message::Kind::Hello(hello)));
@@ -215,6 +218,11 @@ async fn run_session(
         s.sessions += 1;
         s.last_error = None;
     });
+    // Receipts stored while disconnected (or before a crash) go first.
+    let mut sent: HashSet<(String, i32)> = HashSet::new();
+    if !send_receipts(core, &out_tx, &mut sent).await {
+        return SessionEnd::AfterWelcome("the session's send side closed".into());
+    }
     let mut ticker = tokio::time::interval(heartbeat);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
@@ -222,6 +230,11 @@ async fn run_session(
     loop {
         tokio::select! {
             _ = shutdown.changed() => return SessionEnd::Shutdown,
+            () = core.receipts_waiting.notified() => {
+                if !send_receipts(core, &out_tx, &mut sent).await {
+                    return SessionEnd::AfterWelcome("the session's send side closed".into());
+                }
+            }
             _ = ticker.tick() => {
                 let hb = pb::Heartbeat { agent_time_unix_ms: now_ms() };
                 if out_tx.send(agent_msg(agent_message::Kind::Heartbeat(hb))).await.is_err() {
@@ -245,18 +258,39 @@ async fn run_session(
                     other => other,
                 },
                 Ok(Ok(Some(msg))) => match msg.kind {
-                    Some(server_message::Kind::HeartbeatAck(_)) | Some(server_message::Kind::ReceiptAck(_)) => {}
-                    Some(server_message::Kind::Delivery(d)) => {
-                        tracing::info!(item = %d.item_id, seq = d.seq, "delivery received");
+                    Some(server_message::Kind::HeartbeatAck(_)) => {}
+                    Some(server_message::Kind::ReceiptAck(ack)) => {
+                        for k in &ack.receipts {
+                            sent.remove(&(k.item_id.clone(), k.state));
+                        }
+                        core.acknowledge(&ack.receipts);
                     }
-                    Some(server_message::Kind::Withdraw(w)) => {
-                        tracing::info!(item = %w.item_id, "item withdrawn");
-                    }
+                    Some(server_message::Kind::Delivery(d)) => core.on_delivery(&d),
+                    Some(server_message::Kind::Withdraw(w)) => core.on_withdraw(&w.item_id),
                     Some(server_message::Kind::Welcome(_)) | None => {}
                 },
             },
         }
     }
+}
+
+/// Sends the stored receipts not yet sent in this session.
+async fn send_receipts(
+    core: &Core,
+    out: &mpsc::Sender<pb::AgentMessage>,
+    sent: &mut HashSet<(String, i32)>,
+) -> bool {
+    for r in core.pending_receipts() {
+        if sent.insert((r.item_id.clone(), r.state))
+            && out
+                .send(agent_msg(agent_message::Kind::Receipt(r)))
+                .await
+                .is_err()
+        {
+            return false;
+        }
+    }
+    true
 }
 
 fn now_ms() -> i64 {

@@ -124,8 +124,8 @@ fn read(path: &Path) -> Result<String, StateError> {
     })
 }
 
-/// Write to a temp file with `mode`, fsync, rename over `path`.
-fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StateError> {
+/// Write to a temp file with `mode`, fsync, rename over `path`, fsync the dir.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StateError> {
     let tmp = path.with_extension("tmp");
     let err = |source| StateError::Io {
         path: path.to_owned(),

@@ -9,6 +9,7 @@
 //! never decides what an admin may do; it sends the request and shows the
 //! server's answer.
 
+pub mod alerts;
 pub mod cli;
 mod client;
 mod error;
@@ -16,6 +17,7 @@ pub mod grants;
 pub mod session;
 pub mod timefmt;
 
+pub use alerts::{AlertTargetSpec, parse_alert_target, parse_priority};
 pub use client::{AdminClient, AdminRpc, BearerToken, resolve_unit};
 pub use error::ClientError;
 pub use grants::{GrantSpec, ScopeSpec, capability_name, parse_capability};

@@ -95,6 +95,48 @@ fn root_admin() -> pb::AdminInfo {
     }
 }
 
+fn alert_counts(queued: u32, delivered: u32, displayed: u32, cancelled: u32) -> pb::AlertCounts {
+    pb::AlertCounts {
+        queued,
+        delivered,
+        displayed,
+        dismissed: 0,
+        expired: 0,
+        cancelled,
+    }
+}
+
+fn alert_summary(cancelled: bool) -> pb::AlertSummary {
+    pb::AlertSummary {
+        id: "al-7".into(),
+        title: "Evacuate".into(),
+        body: "Evacuate now.\nUse the stairs.".into(),
+        priority: pb::Priority::Critical as i32,
+        sender: "root".into(),
+        sender_unit_path: "/Branches/Branch 3".into(),
+        accepted_unix_ms: 1_740_818_096_000,
+        // 2100-01-01.
+        expires_unix_ms: 4_102_444_800_000,
+        cancelled,
+        computers: 2,
+        targets: vec!["/Branches/Branch 3".into()],
+    }
+}
+
+fn alert_status(counts: pb::AlertCounts, settled: bool) -> pb::AlertStatus {
+    pb::AlertStatus {
+        alert: Some(alert_summary(counts.cancelled > 0)),
+        counts: Some(counts),
+        units: vec![pb::UnitAlertCounts {
+            org_unit_id: "u-b3".into(),
+            org_unit_path: "/Branches/Branch 3".into(),
+            counts: Some(counts),
+        }],
+        computers: vec![],
+        settled,
+    }
+}
+
 /// Implements the listed calls and answers every other one with
 /// `unimplemented`. (A macro, so `async_trait` sees the expanded methods.)
 macro_rules! mock_service {
@@ -208,6 +250,111 @@ mock_service! {
         ) -> Result<Response<pb::Computer>, Status> {
             check_token(&request)?;
             Ok(Response::new(computer(true)))
+        }
+
+        async fn send_alert(
+            &self,
+            request: Request<pb::SendAlertRequest>,
+        ) -> Result<Response<pb::SendAlertResponse>, Status> {
+            check_token(&request)?;
+            let req = request.into_inner();
+            let unit = |id: &str| pb::AlertTarget {
+                target: Some(pb::alert_target::Target::OrgUnitId(id.into())),
+            };
+            let pc = |id: &str| pb::AlertTarget {
+                target: Some(pb::alert_target::Target::ComputerId(id.into())),
+            };
+            if req.targets.contains(&pc("c-hr")) {
+                return Err(Status::permission_denied(
+                    "you need the \"send quick alerts\" permission on /HR",
+                ));
+            }
+            let expected = req.targets == [unit("u-b3"), pc("c1")]
+                && req.title == "Evacuate"
+                && req.body == "Evacuate now.\nUse the stairs."
+                && req.priority == pb::Priority::Critical as i32
+                // --until "2100-01-01 00:00"
+                && req.expires_unix_ms == 4_102_444_800_000;
+            if !expected {
+                return Err(Status::invalid_argument(format!("unexpected request {req:?}")));
+            }
+            Ok(Response::new(pb::SendAlertResponse {
+                alert_id: "al-7".into(),
+                computers: 2,
+                accepted_unix_ms: 1_740_818_096_000,
+                expires_unix_ms: req.expires_unix_ms,
+            }))
+        }
+
+        async fn list_alerts(
+            &self,
+            request: Request<pb::ListAlertsRequest>,
+        ) -> Result<Response<pb::ListAlertsResponse>, Status> {
+            check_token(&request)?;
+            Ok(Response::new(pb::ListAlertsResponse {
+                alerts: vec![alert_status(alert_counts(0, 1, 1, 0), false)],
+            }))
+        }
+
+        async fn get_alert_status(
+            &self,
+            request: Request<pb::GetAlertStatusRequest>,
+        ) -> Result<Response<pb::AlertStatus>, Status> {
+            check_token(&request)?;
+            let req = request.into_inner();
+            if req.alert_id != "al-7" {
+                return Err(Status::not_found(format!("no alert with id {:?}", req.alert_id)));
+            }
+            let mut status = alert_status(alert_counts(0, 1, 1, 0), false);
+            if req.computers {
+                status.computers = vec![pb::ComputerDelivery {
+                    computer_id: "c1".into(),
+                    hostname: "pc-01".into(),
+                    org_unit_path: "/Branches/Branch 3".into(),
+                    state: pb::DeliveryState::Displayed as i32,
+                    delivered_unix_ms: 1_740_818_097_000,
+                    displayed_unix_ms: 1_740_818_098_000,
+                    dismissed_unix_ms: 0,
+                    user: "anna".into(),
+                    online: true,
+                }];
+            }
+            Ok(Response::new(status))
+        }
+
+        type WatchAlertStream = ReceiverStream<Result<pb::AlertStatus, Status>>;
+
+        /// al-7: three changes, one repeat in between, then settled.
+        /// al-8: ends before settling, as when the server shuts down.
+        async fn watch_alert(
+            &self,
+            request: Request<pb::GetAlertStatusRequest>,
+        ) -> Result<Response<Self::WatchAlertStream>, Status> {
+            check_token(&request)?;
+            let id = request.into_inner().alert_id;
+            let steps = match id.as_str() {
+                "al-7" => vec![
+                    alert_status(alert_counts(2, 0, 0, 0), false),
+                    alert_status(alert_counts(0, 2, 0, 0), false),
+                    alert_status(alert_counts(0, 2, 0, 0), false),
+                    alert_status(alert_counts(0, 0, 1, 1), true),
+                ],
+                "al-8" => vec![alert_status(alert_counts(2, 0, 0, 0), false)],
+                _ => return Err(Status::not_found(format!("no alert with id {id:?}"))),
+            };
+            let (tx, rx) = tokio::sync::mpsc::channel(8);
+            for step in steps {
+                tx.send(Ok(step)).await.unwrap();
+            }
+            Ok(Response::new(ReceiverStream::new(rx)))
+        }
+
+        async fn cancel_alert(
+            &self,
+            request: Request<pb::CancelAlertRequest>,
+        ) -> Result<Response<pb::AlertSummary>, Status> {
+            check_token(&request)?;
+            Ok(Response::new(alert_summary(true)))
         }
     }
     unimplemented {
@@ -650,4 +797,200 @@ async fn heraldctl_login_by_fingerprint_and_expired_session() {
             fx.server, fx.ca_fingerprint
         )
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heraldctl_alerts() {
+    let fx = start().await;
+    let ca_file = fx.ca_file().display().to_string();
+    let login = [
+        "login",
+        "--server",
+        &fx.server,
+        "--ca-file",
+        &ca_file,
+        "--user",
+        "root",
+        "--password-stdin",
+    ];
+    assert!(heraldctl(&fx, &login, "pw\n").await.ok);
+
+    // The body from stdin; the id alone on stdout, the note on stderr.
+    let send = [
+        "alert",
+        "send",
+        "--to",
+        "org:/Branches/Branch 3",
+        "--to",
+        "computer:c1",
+        "--title",
+        "Evacuate",
+        "--body",
+        "-",
+        "--priority",
+        "critical",
+        "--until",
+        "2100-01-01 00:00",
+    ];
+    let run = heraldctl(&fx, &send, "Evacuate now.\nUse the stairs.\n").await;
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(run.stdout, "al-7\n");
+    assert_eq!(
+        run.stderr,
+        "alert al-7 accepted for 2 computers, expires 2100-01-01 00:00 UTC\n"
+    );
+
+    let mut json_send = vec!["--json"];
+    json_send.extend_from_slice(&send);
+    let run = heraldctl(&fx, &json_send, "Evacuate now.\nUse the stairs.").await;
+    assert!(run.ok, "{}", run.stderr);
+    let sent: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(sent["alert_id"], "al-7");
+    assert_eq!(sent["computers"], 2);
+    assert_eq!(sent["expires_unix_ms"], 4_102_444_800_000_i64);
+
+    // The server's refusal is shown as it is.
+    let run = heraldctl(
+        &fx,
+        &[
+            "alert",
+            "send",
+            "--to",
+            "computer:c-hr",
+            "--title",
+            "t",
+            "--body",
+            "b",
+        ],
+        "",
+    )
+    .await;
+    assert!(!run.ok);
+    assert_eq!(
+        run.stderr,
+        "error: permission denied: you need the \"send quick alerts\" permission on /HR\n"
+    );
+    // Unknown units are caught before sending.
+    let run = heraldctl(
+        &fx,
+        &[
+            "alert",
+            "send",
+            "--to",
+            "org:/Nope",
+            "--title",
+            "t",
+            "--body",
+            "b",
+        ],
+        "",
+    )
+    .await;
+    assert!(!run.ok);
+    assert!(
+        run.stderr
+            .starts_with("error: no org unit \"/Nope\": known units are /, "),
+        "{}",
+        run.stderr
+    );
+    let run = heraldctl(
+        &fx,
+        &[
+            "alert",
+            "send",
+            "--to",
+            "all",
+            "--title",
+            "t",
+            "--body",
+            "b",
+            "--until",
+            "2001-01-01 00:00",
+        ],
+        "",
+    )
+    .await;
+    assert!(!run.ok);
+    assert!(run.stderr.contains("is in the past"), "{}", run.stderr);
+
+    let run = heraldctl(&fx, &["alert", "status", "al-7", "--computers"], "").await;
+    assert!(run.ok, "{}", run.stderr);
+    assert!(
+        run.stdout.contains(
+            "UNIT                QUEUED  DELIVERED  DISPLAYED  DISMISSED  EXPIRED  CANCELLED\n\
+             /Branches/Branch 3  0       1          1          0          0        0\n\
+             total               0       1          1          0          0        0\n"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(
+            "pc-01     /Branches/Branch 3  displayed  2025-03-01 08:34:58 UTC  anna  yes     c1\n"
+        ),
+        "{}",
+        run.stdout
+    );
+    let run = heraldctl(&fx, &["alert", "status", "al-9"], "").await;
+    assert!(!run.ok);
+    assert_eq!(run.stderr, "error: not found: no alert with id \"al-9\"\n");
+
+    // One line per change (the repeat is not shown), then exit 0.
+    let run = heraldctl(&fx, &["alert", "watch", "al-7"], "").await;
+    assert!(run.ok, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", run.stdout);
+    let after_time: Vec<&str> = lines.iter().map(|l| &l[10..]).collect();
+    assert_eq!(
+        after_time,
+        [
+            "queued 2  delivered 0  displayed 0  dismissed 0  expired 0  cancelled 0",
+            "queued 0  delivered 2  displayed 0  dismissed 0  expired 0  cancelled 0",
+            "queued 0  delivered 0  displayed 1  dismissed 0  expired 0  cancelled 1",
+        ]
+    );
+    assert!(run.stderr.contains("al-7 has settled"), "{}", run.stderr);
+    let run = heraldctl(&fx, &["--json", "alert", "watch", "al-7"], "").await;
+    assert!(run.ok, "{}", run.stderr);
+    let objects: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(objects.len(), 3, "{}", run.stdout);
+    assert_eq!(objects[2]["settled"], true);
+    assert_eq!(objects[2]["counts"]["cancelled"], 1);
+    let run = heraldctl(&fx, &["alert", "watch", "al-8"], "").await;
+    assert!(!run.ok);
+    assert!(
+        run.stderr
+            .contains("ended the watch of al-8 before it settled"),
+        "{}",
+        run.stderr
+    );
+
+    let run = heraldctl(&fx, &["alert", "list"], "").await;
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "ID    SENT                     PRIORITY  TITLE     SENDER  COMPUTERS  DISPLAYED  STATE\n\
+         al-7  2025-03-01 08:34:56 UTC  critical  Evacuate  root    2          1/2        active\n"
+    );
+
+    let run = heraldctl(&fx, &["alert", "cancel", "al-7"], "").await;
+    assert!(run.ok, "{}", run.stderr);
+    assert!(
+        run.stdout.starts_with("cancelled alert al-7: withdrawn"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("state:     cancelled\n"),
+        "{}",
+        run.stdout
+    );
+    let run = heraldctl(&fx, &["--json", "alert", "cancel", "al-7"], "").await;
+    let summary: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(summary["cancelled"], true);
+    assert_eq!(summary["priority"], "critical");
 }

@@ -1069,6 +1069,52 @@ impl AdminService for AdminApi {
         respond(self.change_grant(caller, &r.name, r.grant, false).await)
     }
 
+    async fn send_alert(
+        &self,
+        req: Request<pb::SendAlertRequest>,
+    ) -> Result<Response<pb::SendAlertResponse>, Status> {
+        let caller = self.state.caller(&req)?;
+        respond(crate::alerts::send(&self.state, &caller, req.into_inner()).await)
+    }
+
+    async fn list_alerts(
+        &self,
+        req: Request<pb::ListAlertsRequest>,
+    ) -> Result<Response<pb::ListAlertsResponse>, Status> {
+        let caller = self.state.caller(&req)?;
+        respond(crate::alerts::list(&self.state, &caller, req.get_ref()))
+    }
+
+    async fn get_alert_status(
+        &self,
+        req: Request<pb::GetAlertStatusRequest>,
+    ) -> Result<Response<pb::AlertStatus>, Status> {
+        let caller = self.state.caller(&req)?;
+        respond(crate::alerts::status(&self.state, &caller, req.get_ref()))
+    }
+
+    type WatchAlertStream = crate::alerts::WatchStream;
+
+    async fn watch_alert(
+        &self,
+        req: Request<pb::GetAlertStatusRequest>,
+    ) -> Result<Response<Self::WatchAlertStream>, Status> {
+        let caller = self.state.caller(&req)?;
+        respond(crate::alerts::watch(
+            self.state.clone(),
+            &caller,
+            req.into_inner(),
+        ))
+    }
+
+    async fn cancel_alert(
+        &self,
+        req: Request<pb::CancelAlertRequest>,
+    ) -> Result<Response<pb::AlertSummary>, Status> {
+        let caller = self.state.caller(&req)?;
+        respond(crate::alerts::cancel(&self.state, &caller, req.get_ref()).await)
+    }
+
     async fn list_audit_log(
         &self,
         req: Request<pb::ListAuditLogRequest>,

@@ -18,7 +18,8 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::convert::text;
 use crate::domain::token::{self, TokenError, TokenRecord};
 use crate::error::{ApiError, ApiResult};
-use crate::state::{ComputerRecord, LiveSession, State, new_id, now_ms};
+use crate::fanout::LiveSession;
+use crate::state::{ComputerRecord, State, new_id, now_ms};
 use crate::store::{Batch, Table};
 
 pub struct AgentApi {
@@ -217,25 +218,37 @@ impl AgentService for AgentApi {
 
         let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let (kill_tx, mut kill_rx) = oneshot::channel::<Status>();
-        let replaced = state.sessions.lock().ok().and_then(|mut s| {
-            s.insert(
-                computer.id.clone(),
-                LiveSession {
-                    conn_id,
-                    kill: Some(kill_tx),
-                    users: users.clone(),
-                    last_seen_ms: now_ms(),
-                },
-            )
-        });
-        if let Some(mut old) = replaced
-            && let Some(kill) = old.kill.take()
-        {
-            let _ = kill.send(Status::aborted(
-                "replaced by a newer session of the same computer",
-            ));
-        }
+        // Register before reading the outbox, so that nothing accepted in
+        // between is missed (it may arrive twice; the agent dedupes by id).
+        state.hub.register(
+            &computer.id,
+            LiveSession {
+                conn_id,
+                tx: tx.clone(),
+                kill: Some(kill_tx),
+                users,
+                last_seen_ms: now_ms(),
+            },
+        );
         tracing::info!(computer = %computer.id, conn_id, "agent session opened");
+        match crate::alerts::resume(&state, &computer.id, hello.resume_after_seq).await {
+            Ok(backlog) => {
+                for m in backlog {
+                    if tx.try_send(Ok(m)).is_err() {
+                        state.hub.kill(
+                            &computer.id,
+                            Status::resource_exhausted(
+                                "backlog larger than the send queue; reconnect",
+                            ),
+                        );
+                        break;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(computer = %computer.id, error = %e, "cannot read the outbox")
+            }
+        }
 
         let this = AgentApi {
             state: state.clone(),
@@ -254,39 +267,35 @@ impl AgentService for AgentApi {
                         Ok(Err(_)) | Ok(Ok(None)) => break None,
                         Ok(Ok(Some(m))) => {
                             let now = now_ms();
-                            if let Ok(mut s) = state.sessions.lock()
-                                && let Some(l) = s.get_mut(&id).filter(|l| l.conn_id == conn_id) {
-                                    l.last_seen_ms = now;
-                                }
-                            match m.kind {
-                                Some(agent_message::Kind::Heartbeat(_)) => {
-                                    let ack = msg(server_message::Kind::HeartbeatAck(pb::HeartbeatAck { server_time_unix_ms: now }));
-                                    if tx.try_send(ack).is_err() {
-                                        break Some(Status::resource_exhausted("the agent does not read its session: disconnected"));
-                                    }
-                                }
+                            state.hub.update(&id, conn_id, |l| l.last_seen_ms = now);
+                            let reply = match m.kind {
+                                Some(agent_message::Kind::Heartbeat(_)) => Some(server_message::Kind::HeartbeatAck(
+                                    pb::HeartbeatAck { server_time_unix_ms: now },
+                                )),
                                 Some(agent_message::Kind::Presence(p)) => {
                                     let users = user_names(&p.users);
-                                    if let Ok(mut s) = state.sessions.lock()
-                                        && let Some(l) = s.get_mut(&id).filter(|l| l.conn_id == conn_id) {
-                                            l.users = users.clone();
-                                        }
+                                    state.hub.update(&id, conn_id, |l| l.users = users.clone());
                                     if let Err(e) = this.save_presence(&id, None, &users).await {
                                         tracing::warn!(computer = %id, error = %e, "cannot store presence");
                                     }
+                                    None
                                 }
                                 Some(agent_message::Kind::Receipt(r)) => {
-                                    // No item kinds are delivered yet; acknowledge so
-                                    // the agent does not hold the receipt forever.
-                                    let ack = msg(server_message::Kind::ReceiptAck(pb::ReceiptAck {
-                                        receipts: vec![pb::ReceiptKey { item_id: r.item_id, state: r.state }],
-                                    }));
-                                    if tx.try_send(ack).is_err() {
-                                        break Some(Status::resource_exhausted("the agent does not read its session: disconnected"));
+                                    match crate::alerts::receipt(&state, &id, &r).await {
+                                        Ok(key) => Some(server_message::Kind::ReceiptAck(pb::ReceiptAck { receipts: vec![key] })),
+                                        // Not acknowledged: the agent keeps it and sends it again.
+                                        Err(e) => {
+                                            tracing::warn!(computer = %id, error = %e, "cannot store receipt");
+                                            None
+                                        }
                                     }
                                 }
-                                Some(agent_message::Kind::Hello(_)) | None => {}
-                            }
+                                Some(agent_message::Kind::Hello(_)) | None => None,
+                            };
+                            if let Some(kind) = reply
+                                && tx.try_send(msg(kind)).is_err() {
+                                    break Some(Status::resource_exhausted("the agent does not read its session: disconnected"));
+                                }
                         }
                     },
                 }
@@ -294,19 +303,9 @@ impl AgentService for AgentApi {
             if let Some(status) = end {
                 let _ = tx.try_send(Err(status));
             }
-            let mine = state
-                .sessions
-                .lock()
-                .map(|mut s| {
-                    if s.get(&id).is_some_and(|l| l.conn_id == conn_id) {
-                        s.remove(&id);
-                        true
-                    } else {
-                        false
-                    }
-                })
-                .unwrap_or(false);
-            if mine && let Err(e) = this.save_presence(&id, None, &[]).await {
+            if state.hub.deregister(&id, conn_id)
+                && let Err(e) = this.save_presence(&id, None, &[]).await
+            {
                 tracing::warn!(computer = %id, error = %e, "cannot store last-seen");
             }
             tracing::info!(computer = %id, conn_id, "agent session closed");

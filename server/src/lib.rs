@@ -8,11 +8,13 @@
 
 pub mod admin;
 pub mod agent_svc;
+pub mod alerts;
 pub mod ca;
 pub mod config;
 pub mod convert;
 pub mod domain;
 pub mod error;
+pub mod fanout;
 pub mod init;
 pub mod net;
 pub mod state;

@@ -2,12 +2,11 @@
 //! sessions, and the helpers every handler uses (admin authentication,
 //! audit entries).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tonic::{Request, Status};
 
 use crate::ca::Ca;
@@ -73,15 +72,6 @@ pub struct AuditRecord {
     pub details: String,
 }
 
-/// A connected agent session, as the registry knows it.
-pub struct LiveSession {
-    pub conn_id: u64,
-    /// Ends the session with this status (revocation, replacement).
-    pub kill: Option<oneshot::Sender<Status>>,
-    pub users: Vec<String>,
-    pub last_seen_ms: UnixMs,
-}
-
 /// The authenticated admin behind a request.
 #[derive(Clone, Debug)]
 pub struct Caller {
@@ -98,7 +88,7 @@ pub struct State {
     /// enrollments on this node.
     pub write_lock: tokio::sync::Mutex<()>,
     tree: RwLock<Arc<OrgTree>>,
-    pub sessions: Mutex<HashMap<String, LiveSession>>,
+    pub hub: crate::fanout::Hub,
     pub revoked: RevokedSerials,
     pub shutdown: watch::Receiver<bool>,
 }
@@ -118,7 +108,7 @@ impl State {
             config,
             write_lock: tokio::sync::Mutex::new(()),
             tree: RwLock::new(Arc::new(tree)),
-            sessions: Mutex::new(HashMap::new()),
+            hub: crate::fanout::Hub::default(),
             revoked,
             shutdown,
         })
@@ -142,30 +132,15 @@ impl State {
     }
 
     pub fn is_online(&self, computer: &str) -> bool {
-        self.sessions
-            .lock()
-            .map(|s| s.contains_key(computer))
-            .unwrap_or(false)
+        self.hub.is_online(computer)
     }
 
-    /// Live users and last-seen of a connected computer.
     pub fn live(&self, computer: &str) -> Option<(Vec<String>, UnixMs)> {
-        let s = self.sessions.lock().ok()?;
-        s.get(computer).map(|l| (l.users.clone(), l.last_seen_ms))
+        self.hub.live(computer)
     }
 
-    /// Ends a computer's live session, if any, with `status`.
     pub fn kill_session(&self, computer: &str, status: Status) {
-        let removed = self
-            .sessions
-            .lock()
-            .ok()
-            .and_then(|mut s| s.remove(computer));
-        if let Some(mut live) = removed
-            && let Some(kill) = live.kill.take()
-        {
-            let _ = kill.send(status);
-        }
+        self.hub.kill(computer, status);
     }
 
     /// Authenticates the admin session token in the request metadata.

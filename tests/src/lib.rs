@@ -230,6 +230,57 @@ impl Admin {
             .computers
     }
 
+    pub async fn send_alert(
+        &self,
+        targets: Vec<pb::AlertTarget>,
+        title: &str,
+        expires_unix_ms: i64,
+    ) -> Result<pb::SendAlertResponse, tonic::Status> {
+        let mut c = self.client.clone();
+        c.send_alert(self.req(pb::SendAlertRequest {
+            targets,
+            title: title.into(),
+            body: format!("{title}: details at https://status.example.org"),
+            priority: pb::Priority::Warning as i32,
+            expires_unix_ms,
+        }))
+        .await
+        .map(tonic::Response::into_inner)
+    }
+
+    pub async fn alert_status(&self, id: &str) -> pb::AlertStatus {
+        let mut c = self.client.clone();
+        c.get_alert_status(self.req(pb::GetAlertStatusRequest {
+            alert_id: id.into(),
+            computers: true,
+        }))
+        .await
+        .expect("alert status")
+        .into_inner()
+    }
+
+    /// Polls the alert's counts until `pred` holds.
+    pub async fn wait_counts(
+        &self,
+        id: &str,
+        what: &str,
+        pred: impl Fn(&pb::AlertCounts) -> bool,
+    ) -> pb::AlertStatus {
+        let start = Instant::now();
+        loop {
+            let st = self.alert_status(id).await;
+            if st.counts.as_ref().is_some_and(&pred) {
+                return st;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "timed out waiting for {what}: {:?}",
+                st.counts
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn computer(&self, id: &str) -> pb::Computer {
         let mut c = self.client.clone();
         c.get_computer(self.req(pb::GetComputerRequest { id: id.into() }))
@@ -403,5 +454,80 @@ impl ServerProcess {
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+pub fn to_unit(id: &str) -> pb::AlertTarget {
+    pb::AlertTarget {
+        target: Some(pb::alert_target::Target::OrgUnitId(id.into())),
+    }
+}
+
+pub fn to_all() -> pb::AlertTarget {
+    pb::AlertTarget {
+        target: Some(pb::alert_target::Target::All(true)),
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A logged-in person, as the agent service sees one: a session part on the
+/// local socket that reports each alert it receives as displayed.
+pub struct FakeUser {
+    pub client: herald_agent::session::SessionClient,
+    /// Alert ids in the order they arrived.
+    pub received: Vec<String>,
+}
+
+impl FakeUser {
+    pub async fn connect(socket: &Path) -> FakeUser {
+        let client = wait_for("session part connects", Duration::from_secs(10), || async {
+            herald_agent::session::SessionClient::connect(socket)
+                .await
+                .ok()
+        })
+        .await;
+        FakeUser {
+            client,
+            received: Vec::new(),
+        }
+    }
+
+    /// Waits for the next alert and, if `display`, reports it displayed.
+    pub async fn next_alert(&mut self, display: bool) -> herald_agent::items::LocalAlert {
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(20), self.client.next())
+                .await
+                .expect("an alert within 20 s")
+                .expect("service connection open");
+            if let herald_agent::local::ToSession::Alert(a) = msg {
+                self.received.push(a.id.clone());
+                if display {
+                    self.client
+                        .send(&herald_agent::local::FromSession::Displayed {
+                            id: a.id.clone(),
+                            at_unix_ms: now_ms(),
+                        })
+                        .await
+                        .expect("report displayed");
+                }
+                return a;
+            }
+        }
+    }
+
+    pub async fn dismiss(&mut self, id: &str) {
+        self.client
+            .send(&herald_agent::local::FromSession::Dismissed {
+                id: id.into(),
+                at_unix_ms: now_ms(),
+            })
+            .await
+            .expect("report dismissed");
     }
 }

@@ -65,14 +65,17 @@ async fn two_agents_enroll_into_units_and_show_presence() {
     a2.wait_connected(Duration::from_secs(10)).await;
 
     // A session part connects; the service names its user from the kernel.
-    let (welcome, _conn) = herald_agent::session::connect(&a1.socket)
+    let session = herald_agent::session::SessionClient::connect(&a1.socket)
         .await
         .expect("session part connects");
     let herald_agent::local::ToSession::Welcome {
         user,
         uid,
         computer_id,
-    } = welcome;
+    } = session.welcome.clone()
+    else {
+        panic!("no welcome")
+    };
     let me = nix_user();
     assert_eq!((user.as_str(), uid), (me.0.as_str(), me.1));
     assert_eq!(computer_id, a1.computer_id);

@@ -9,17 +9,20 @@ use herald_proto::tls::normalize_fingerprint;
 use serde_json::{Value, json};
 
 use super::render::{
-    AUDIT_HEADERS, COMPUTER_HEADERS, TOKEN_HEADERS, admin_json, audit_json, audit_rows,
-    computer_details, computer_json, computer_rows, fields, grant_rows, grants_line, note, out,
-    out_json, table, token_json, token_rows, unit_json, unit_tree,
+    ALERT_HEADERS, AUDIT_HEADERS, COMPUTER_HEADERS, TOKEN_HEADERS, admin_json, alert_rows,
+    alert_status_json, alert_status_text, alert_summary_json, alert_summary_text, audit_json,
+    audit_rows, computer_details, computer_json, computer_rows, fields, grant_rows, grants_line,
+    note, out, out_json, out_json_line, send_alert_json, table, token_json, token_rows, unit_json,
+    unit_tree, watch_line,
 };
 use super::{
-    AdminsCommand, AuditArgs, Cli, Command, ComputersCommand, GrantsCommand, LoginArgs, OrgCommand,
-    PasswdArgs, TokenCommand,
+    AdminsCommand, AlertCommand, AlertSendArgs, AuditArgs, Cli, Command, ComputersCommand,
+    GrantsCommand, LoginArgs, OrgCommand, PasswdArgs, TokenCommand,
 };
+use crate::alerts::resolve_alert_targets;
 use crate::grants::{ScopeSpec, resolve_grants, resolve_scopes};
 use crate::session::read_ca_file;
-use crate::timefmt::{format_unix_ms, now_unix_ms, parse_since};
+use crate::timefmt::{format_near, format_unix_ms, now_unix_ms, parse_since};
 use crate::{AdminClient, AdminRpc, ClientError, SavedSession, ServerTrust, pb, resolve_unit};
 
 /// Environment variable `login` takes the password from when it is not
@@ -43,6 +46,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admins(cmd) => admins(&ctx, cmd).await,
         Command::Grants(cmd) => grants(&ctx, cmd).await,
         Command::Audit(args) => audit(&ctx, args).await,
+        Command::Alert(cmd) => alert(&ctx, cmd).await,
     }
 }
 
@@ -877,6 +881,202 @@ async fn audit(ctx: &Ctx, args: AuditArgs) -> anyhow::Result<()> {
         note(&format!(
             "showing the newest {} entries; raise --limit to see more",
             entries.len()
+        ));
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------ quick alerts
+
+async fn alert(ctx: &Ctx, cmd: AlertCommand) -> anyhow::Result<()> {
+    match cmd {
+        AlertCommand::Send(args) => alert_send(ctx, args).await,
+        AlertCommand::Status { id, computers } => {
+            let s = ctx.session().await?;
+            let status = s
+                .rpc()
+                .get_alert_status(pb::GetAlertStatusRequest {
+                    alert_id: id,
+                    computers,
+                })
+                .await
+                .map_err(|e| s.fail(e))?
+                .into_inner();
+            let now = now_unix_ms();
+            ctx.emit(
+                || alert_status_json(&status, now),
+                || alert_status_text(&status, now),
+            )
+        }
+        AlertCommand::Watch { id } => alert_watch(ctx, id).await,
+        AlertCommand::List { limit } => {
+            let s = ctx.session().await?;
+            let alerts = s
+                .rpc()
+                .list_alerts(pb::ListAlertsRequest { limit })
+                .await
+                .map_err(|e| s.fail(e))?
+                .into_inner()
+                .alerts;
+            let now = now_unix_ms();
+            if alerts.is_empty() && !ctx.json {
+                note("no alerts");
+                return Ok(());
+            }
+            ctx.emit(
+                || Value::Array(alerts.iter().map(|a| alert_status_json(a, now)).collect()),
+                || table(&ALERT_HEADERS, &alert_rows(&alerts, now)),
+            )?;
+            if !ctx.json && alerts.len() >= usize::try_from(limit).unwrap_or(usize::MAX) {
+                note(&format!(
+                    "showing the newest {} alerts; raise --limit to see more",
+                    alerts.len()
+                ));
+            }
+            Ok(())
+        }
+        AlertCommand::Cancel { id } => {
+            let s = ctx.session().await?;
+            let summary = s
+                .rpc()
+                .cancel_alert(pb::CancelAlertRequest { alert_id: id })
+                .await
+                .map_err(|e| s.fail(e))?
+                .into_inner();
+            let now = now_unix_ms();
+            ctx.emit(
+                || alert_summary_json(&summary, now),
+                || {
+                    format!(
+                        "cancelled alert {}: withdrawn from the screens that still showed it\n\n{}",
+                        summary.id,
+                        alert_summary_text(&summary, now)
+                    )
+                },
+            )
+        }
+    }
+}
+
+async fn alert_send(ctx: &Ctx, args: AlertSendArgs) -> anyhow::Result<()> {
+    let body = if args.body == "-" {
+        read_body()?
+    } else {
+        args.body
+    };
+    let now = now_unix_ms();
+    let expires_unix_ms = match (args.expires, args.until) {
+        (Some(d), _) => now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        (None, Some(at)) => {
+            if at <= now {
+                bail!(
+                    "--until {} is in the past: an alert has to expire later than now",
+                    format_unix_ms(at)
+                );
+            }
+            at
+        }
+        // The server's default.
+        (None, None) => 0,
+    };
+    let s = ctx.session().await?;
+    let units = if args.to.iter().any(|t| t.needs_units()) {
+        s.units().await?
+    } else {
+        Vec::new()
+    };
+    let targets = resolve_alert_targets(&args.to, &units)?;
+    let sent = s
+        .rpc()
+        .send_alert(pb::SendAlertRequest {
+            targets,
+            title: args.title,
+            body,
+            priority: args.priority as i32,
+            expires_unix_ms,
+        })
+        .await
+        .map_err(|e| s.fail(e))?
+        .into_inner();
+    if ctx.json {
+        return out_json(&send_alert_json(&sent));
+    }
+    out(&sent.alert_id)?;
+    note(&format!(
+        "alert {} accepted for {} computer{}, expires {}",
+        sent.alert_id,
+        sent.computers,
+        if sent.computers == 1 { "" } else { "s" },
+        format_near(sent.expires_unix_ms, now_unix_ms()),
+    ));
+    if sent.computers == 0 {
+        note("warning: no computer is enrolled in the targets, so nobody will see it");
+    }
+    Ok(())
+}
+
+/// The alert body from standard input, all of it.
+fn read_body() -> anyhow::Result<String> {
+    let mut stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        note("type the alert text, then Ctrl-D on a line of its own");
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut stdin, &mut bytes).context("cannot read standard input")?;
+    let body =
+        String::from_utf8(bytes).map_err(|_| anyhow!("the body on standard input is not UTF-8"))?;
+    // One final line end is the shell's, not the sender's.
+    let body = body
+        .strip_suffix("\r\n")
+        .or_else(|| body.strip_suffix('\n'))
+        .unwrap_or(&body);
+    Ok(body.to_owned())
+}
+
+/// Prints the status now and then each time its counts change, until the
+/// server ends the stream because the alert has settled.
+async fn alert_watch(ctx: &Ctx, id: String) -> anyhow::Result<()> {
+    let s = ctx.session().await?;
+    let mut stream = s
+        .rpc()
+        .watch_alert(pb::GetAlertStatusRequest {
+            alert_id: id.clone(),
+            computers: false,
+        })
+        .await
+        .map_err(|e| s.fail(e))?
+        .into_inner();
+    let mut shown: Option<(Option<pb::AlertCounts>, bool)> = None;
+    let mut settled = false;
+    while let Some(status) = stream.message().await.map_err(|e| s.fail(e))? {
+        let now = now_unix_ms();
+        if shown.is_none() && !ctx.json {
+            let a = status.alert.clone().unwrap_or_default();
+            note(&format!(
+                "watching alert {} \"{}\" to {} computer{} (Ctrl-C to stop)",
+                a.id,
+                a.title,
+                a.computers,
+                if a.computers == 1 { "" } else { "s" }
+            ));
+        }
+        settled = status.settled;
+        let key = (status.counts, status.settled);
+        if shown.as_ref() != Some(&key) {
+            if ctx.json {
+                out_json_line(&alert_status_json(&status, now))?;
+            } else {
+                out(&watch_line(now, &status))?;
+            }
+            shown = Some(key);
+        }
+    }
+    if !settled {
+        bail!("the server ended the watch of {id} before it settled; run the command again");
+    }
+    if !ctx.json {
+        note(&format!(
+            "alert {id} has settled: nothing can change any more"
         ));
     }
     Ok(())

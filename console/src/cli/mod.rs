@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::alerts::AlertTargetSpec;
 use crate::grants::{GrantSpec, ScopeSpec};
 use crate::pb;
 
@@ -27,7 +28,7 @@ Scopes: \"org\" for the whole organisation, or \"unit:UNIT\" for the subtree und
 org unit, where UNIT is the unit's id or path (e.g. \"unit:/Branches/Branch 3\").";
 
 /// Administer a Herald server: org units, enrollment tokens, computers,
-/// admin accounts, grants and the audit log.
+/// admin accounts, grants, the audit log and quick alerts.
 ///
 /// Log in once with `heraldctl login`; the session is saved in
 /// $HERALD_CTL_HOME/session.toml (else $XDG_CONFIG_HOME/herald, else
@@ -82,6 +83,9 @@ pub enum Command {
     Grants(GrantsCommand),
     /// Show the audit log of admin actions, newest first
     Audit(AuditArgs),
+    /// Send quick alerts to screens, follow their delivery, cancel them
+    #[command(subcommand)]
+    Alert(AlertCommand),
 }
 
 #[derive(Debug, Args)]
@@ -301,6 +305,103 @@ pub struct AuditArgs {
     pub limit: u32,
 }
 
+const TARGET_HELP: &str = "\
+Targets (--to, repeat for more; they add up):
+  org:PATH      every computer in an org unit's subtree, e.g. \"org:/Branches/Branch 3\"
+  org:ID        the same, by unit id
+  computer:ID   one computer (ids as shown by `heraldctl computers list`)
+  all           every computer you may send quick alerts to
+
+You need \"send-quick-alerts\" on every target; if one is out of reach the
+whole alert is refused and nothing is sent.";
+
+#[derive(Debug, Subcommand)]
+pub enum AlertCommand {
+    /// Send a quick alert: shown on screen at once, no click needed
+    ///
+    /// In text mode only the alert id goes to stdout, so
+    /// `ID=$(heraldctl alert send ...)` works; how many computers it went to
+    /// and when it expires is noted on stderr.
+    #[command(after_help = TARGET_HELP)]
+    Send(AlertSendArgs),
+    /// Show how far an alert has got: counts per state, per org unit and,
+    /// with --computers, per computer
+    Status {
+        /// Alert id, e.g. al-12
+        id: String,
+        /// Also list every computer with its state, when it displayed the
+        /// alert, on whose screen, and whether it is online
+        #[arg(long)]
+        computers: bool,
+    },
+    /// Follow an alert live: a line each time the counts change
+    ///
+    /// Ends by itself (exit code 0) once nothing can change any more: every
+    /// copy dismissed, expired or cancelled. With --json, prints one JSON
+    /// object per line.
+    Watch {
+        /// Alert id, e.g. al-12
+        id: String,
+    },
+    /// List recent alerts, newest first
+    List {
+        /// Show at most this many alerts
+        #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
+        limit: u32,
+    },
+    /// Cancel an alert: withdraw it from screens that still show it
+    Cancel {
+        /// Alert id, e.g. al-12
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AlertSendArgs {
+    /// Who gets it: org:PATH, org:ID, computer:ID or all (repeat for more)
+    #[arg(long = "to", value_name = "TARGET", required = true, value_parser = parse_target)]
+    pub to: Vec<AlertTargetSpec>,
+    /// The headline (one line, at most 200 characters)
+    #[arg(long, value_name = "TEXT")]
+    pub title: String,
+    /// The text (at most 4000 characters; http(s) links become clickable);
+    /// "-" reads it from standard input
+    #[arg(long, value_name = "TEXT")]
+    pub body: String,
+    /// How urgent: info, warning or critical
+    #[arg(long, value_name = "PRIORITY", default_value = "info", value_parser = parse_prio)]
+    pub priority: pb::Priority,
+    /// Stop showing it after this long, e.g. 30m or 2h (default: the
+    /// server's, 4h; at most 7 days)
+    #[arg(long, value_name = "DURATION", value_parser = parse_expires, conflicts_with = "until")]
+    pub expires: Option<std::time::Duration>,
+    /// Stop showing it at this time: UTC "YYYY-MM-DD HH:MM" or RFC 3339
+    /// (e.g. 2025-03-01T14:00:00+01:00)
+    #[arg(long, value_name = "TIME", value_parser = parse_until)]
+    pub until: Option<i64>,
+}
+
+fn parse_target(input: &str) -> Result<AlertTargetSpec, String> {
+    AlertTargetSpec::parse(input).map_err(|e| e.to_string())
+}
+
+fn parse_prio(input: &str) -> Result<pb::Priority, String> {
+    crate::parse_priority(input).map_err(|e| e.to_string())
+}
+
+/// How long an alert stays up: at least a second.
+fn parse_expires(input: &str) -> Result<std::time::Duration, String> {
+    let d = crate::timefmt::parse_duration(input).map_err(|e| e.to_string())?;
+    if d.as_secs() == 0 {
+        return Err("the alert must stay up for at least 1s".to_owned());
+    }
+    Ok(d)
+}
+
+fn parse_until(input: &str) -> Result<i64, String> {
+    crate::timefmt::parse_time(input).map_err(|e| e.to_string())
+}
+
 fn parse_cap(input: &str) -> Result<pb::Capability, String> {
     crate::parse_capability(input).map_err(|e| e.to_string())
 }
@@ -391,6 +492,40 @@ mod tests {
                 "5",
                 "--json",
             ],
+            vec![
+                "heraldctl",
+                "alert",
+                "send",
+                "--to",
+                "org:/Branches/Branch 3",
+                "--to",
+                "computer:c-12",
+                "--title",
+                "Network outage",
+                "--body",
+                "-",
+                "--priority",
+                "critical",
+                "--expires",
+                "2h",
+            ],
+            vec![
+                "heraldctl",
+                "alert",
+                "send",
+                "--to",
+                "all",
+                "--title",
+                "t",
+                "--body",
+                "b",
+                "--until",
+                "2025-03-01 14:00",
+            ],
+            vec!["heraldctl", "alert", "status", "al-12", "--computers"],
+            vec!["heraldctl", "--json", "alert", "watch", "al-12"],
+            vec!["heraldctl", "alert", "list", "--limit", "5"],
+            vec!["heraldctl", "alert", "cancel", "al-12"],
         ];
         for args in ok {
             assert!(Cli::try_parse_from(&args).is_ok(), "{args:?}");
@@ -428,9 +563,117 @@ mod tests {
                 "view-reports",
             ],
             vec!["heraldctl", "audit", "--limit", "0"],
+            // Alerts: a target, a title and a body are needed.
+            vec!["heraldctl", "alert", "send", "--title", "t", "--body", "b"],
+            vec!["heraldctl", "alert", "send", "--to", "all", "--body", "b"],
+            vec![
+                "heraldctl",
+                "alert",
+                "send",
+                "--to",
+                "/HR",
+                "--title",
+                "t",
+                "--body",
+                "b",
+            ],
+            vec![
+                "heraldctl",
+                "alert",
+                "send",
+                "--to",
+                "all",
+                "--title",
+                "t",
+                "--body",
+                "b",
+                "--priority",
+                "urgent",
+            ],
+            vec![
+                "heraldctl",
+                "alert",
+                "send",
+                "--to",
+                "all",
+                "--title",
+                "t",
+                "--body",
+                "b",
+                "--expires",
+                "1h",
+                "--until",
+                "2025-03-01 14:00",
+            ],
+            vec![
+                "heraldctl",
+                "alert",
+                "send",
+                "--to",
+                "all",
+                "--title",
+                "t",
+                "--body",
+                "b",
+                "--until",
+                "14:00",
+            ],
+            vec![
+                "heraldctl",
+                "alert",
+                "send",
+                "--to",
+                "all",
+                "--title",
+                "t",
+                "--body",
+                "b",
+                "--expires",
+                "0s",
+            ],
+            vec!["heraldctl", "alert", "status"],
+            vec!["heraldctl", "alert", "list", "--limit", "0"],
         ];
         for args in bad {
             assert!(Cli::try_parse_from(&args).is_err(), "{args:?}");
         }
+    }
+
+    #[test]
+    fn alert_send_collects_targets_and_defaults() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec![
+                "heraldctl",
+                "alert",
+                "send",
+                "--to",
+                "org:/HR",
+                "--to",
+                "all",
+                "--title",
+                "t",
+                "--body",
+                "b",
+            ];
+            args.extend_from_slice(extra);
+            match Cli::try_parse_from(&args).map(|c| c.command) {
+                Ok(Command::Alert(AlertCommand::Send(a))) => a,
+                other => panic!("{args:?}: {other:?}"),
+            }
+        };
+        let a = parse(&[]);
+        assert_eq!(
+            a.to,
+            [AlertTargetSpec::Unit("/HR".into()), AlertTargetSpec::All]
+        );
+        assert_eq!(a.priority, pb::Priority::Info);
+        assert_eq!((a.expires, a.until), (None, None));
+
+        let a = parse(&["--priority", "warning", "--expires", "90m"]);
+        assert_eq!(a.priority, pb::Priority::Warning);
+        assert_eq!(a.expires.map(|d| d.as_secs()), Some(5400));
+
+        let a = parse(&["--until", "2025-03-01T15:00:00+01:00"]);
+        assert_eq!(a.until, Some(1_740_837_600_000));
     }
 }

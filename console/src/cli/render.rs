@@ -7,9 +7,10 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 
+use crate::alerts::{delivery_state_name, priority_name};
 use crate::grants::{capability_name_i32, describe_scope, unit_path};
 use crate::pb;
-use crate::timefmt::{format_ago, format_unix_ms};
+use crate::timefmt::{format_ago, format_time_of_day, format_unix_ms};
 
 /// Writes `text` (plus a final newline) to stdout. A closed pipe (`heraldctl
 /// ... | head`) is not an error.
@@ -396,6 +397,290 @@ pub(crate) fn audit_rows(entries: &[pb::AuditEntry], units: &[pb::OrgUnit]) -> V
         .collect()
 }
 
+/// Writes `value` as JSON on one line to stdout (for streams of objects).
+pub(crate) fn out_json_line(value: &Value) -> anyhow::Result<()> {
+    let text = serde_json::to_string(value)?;
+    out(&text)
+}
+
+/// At most `max` characters of `text` on one line, with `…` when cut.
+pub(crate) fn truncate(text: &str, max: usize) -> String {
+    let one_line = text.replace(['\n', '\r', '\t'], " ");
+    if one_line.chars().count() <= max {
+        return one_line;
+    }
+    let mut cut: String = one_line.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+pub(crate) fn send_alert_json(r: &pb::SendAlertResponse) -> Value {
+    json!({
+        "alert_id": r.alert_id,
+        "computers": r.computers,
+        "accepted_unix_ms": r.accepted_unix_ms,
+        "expires_unix_ms": r.expires_unix_ms,
+    })
+}
+
+/// Whether an alert is still up: `cancelled`, `expired` or `active`.
+pub(crate) fn alert_state(a: &pb::AlertSummary, now_ms: i64) -> &'static str {
+    if a.cancelled {
+        "cancelled"
+    } else if a.expires_unix_ms != 0 && a.expires_unix_ms <= now_ms {
+        "expired"
+    } else {
+        "active"
+    }
+}
+
+pub(crate) fn alert_summary_json(a: &pb::AlertSummary, now_ms: i64) -> Value {
+    json!({
+        "id": a.id,
+        "title": a.title,
+        "body": a.body,
+        "priority": priority_name(a.priority),
+        "sender": a.sender,
+        "sender_unit_path": a.sender_unit_path,
+        "accepted_unix_ms": a.accepted_unix_ms,
+        "expires_unix_ms": a.expires_unix_ms,
+        "cancelled": a.cancelled,
+        "state": alert_state(a, now_ms),
+        "computers": a.computers,
+        "targets": a.targets,
+    })
+}
+
+pub(crate) fn alert_counts_json(c: Option<&pb::AlertCounts>) -> Value {
+    let c = c.copied().unwrap_or_default();
+    json!({
+        "queued": c.queued,
+        "delivered": c.delivered,
+        "displayed": c.displayed,
+        "dismissed": c.dismissed,
+        "expired": c.expired,
+        "cancelled": c.cancelled,
+    })
+}
+
+pub(crate) fn computer_delivery_json(d: &pb::ComputerDelivery) -> Value {
+    json!({
+        "computer_id": d.computer_id,
+        "hostname": d.hostname,
+        "org_unit_path": d.org_unit_path,
+        "state": delivery_state_name(d.state),
+        "delivered_unix_ms": d.delivered_unix_ms,
+        "displayed_unix_ms": d.displayed_unix_ms,
+        "dismissed_unix_ms": d.dismissed_unix_ms,
+        "user": d.user,
+        "online": d.online,
+    })
+}
+
+pub(crate) fn alert_status_json(s: &pb::AlertStatus, now_ms: i64) -> Value {
+    let alert = s.alert.clone().unwrap_or_default();
+    let units: Vec<Value> = s
+        .units
+        .iter()
+        .map(|u| {
+            json!({
+                "org_unit_id": u.org_unit_id,
+                "org_unit_path": u.org_unit_path,
+                "counts": alert_counts_json(u.counts.as_ref()),
+            })
+        })
+        .collect();
+    json!({
+        "alert": alert_summary_json(&alert, now_ms),
+        "counts": alert_counts_json(s.counts.as_ref()),
+        "units": units,
+        "computers": s.computers.iter().map(computer_delivery_json).collect::<Vec<_>>(),
+        "settled": s.settled,
+    })
+}
+
+/// The counts on one line: `queued 0  delivered 3  displayed 27  ...`.
+pub(crate) fn counts_line(c: Option<&pb::AlertCounts>) -> String {
+    let c = c.copied().unwrap_or_default();
+    format!(
+        "queued {}  delivered {}  displayed {}  dismissed {}  expired {}  cancelled {}",
+        c.queued, c.delivered, c.displayed, c.dismissed, c.expired, c.cancelled
+    )
+}
+
+/// One line of `alert watch`: the time (UTC) and the counts.
+pub(crate) fn watch_line(at_ms: i64, s: &pb::AlertStatus) -> String {
+    format!(
+        "{}  {}",
+        format_time_of_day(at_ms),
+        counts_line(s.counts.as_ref())
+    )
+}
+
+fn count_cells(c: Option<&pb::AlertCounts>) -> Vec<String> {
+    let c = c.copied().unwrap_or_default();
+    [
+        c.queued,
+        c.delivered,
+        c.displayed,
+        c.dismissed,
+        c.expired,
+        c.cancelled,
+    ]
+    .iter()
+    .map(u32::to_string)
+    .collect()
+}
+
+const COUNT_HEADERS: [&str; 7] = [
+    "UNIT",
+    "QUEUED",
+    "DELIVERED",
+    "DISPLAYED",
+    "DISMISSED",
+    "EXPIRED",
+    "CANCELLED",
+];
+
+const DELIVERY_HEADERS: [&str; 7] = [
+    "HOSTNAME",
+    "UNIT",
+    "STATE",
+    "DISPLAYED",
+    "USER",
+    "ONLINE",
+    "COMPUTER",
+];
+
+fn dash_if_empty(text: &str) -> String {
+    if text.is_empty() {
+        "-".to_owned()
+    } else {
+        text.to_owned()
+    }
+}
+
+/// The summary of an alert as `key: value` lines, then its body indented.
+pub(crate) fn alert_summary_text(a: &pb::AlertSummary, now_ms: i64) -> String {
+    let sender = if a.sender_unit_path.is_empty() {
+        a.sender.clone()
+    } else {
+        format!("{} (as {})", a.sender, a.sender_unit_path)
+    };
+    let mut text = fields(&[
+        ("alert", a.id.clone()),
+        ("title", a.title.clone()),
+        ("priority", priority_name(a.priority)),
+        ("to", dash_if_empty(&a.targets.join(", "))),
+        ("computers", a.computers.to_string()),
+        ("sender", sender),
+        ("sent", format_unix_ms(a.accepted_unix_ms)),
+        ("expires", format_unix_ms(a.expires_unix_ms)),
+        ("state", alert_state(a, now_ms).to_owned()),
+    ]);
+    if !a.body.is_empty() {
+        text.push('\n');
+        for line in a.body.lines() {
+            let indented = format!("  {line}");
+            text.push_str(indented.trim_end());
+            text.push('\n');
+        }
+    }
+    text
+}
+
+/// An alert's status for people: the summary, whether it has settled, the
+/// counts per org unit with a total, and the computers if asked for.
+pub(crate) fn alert_status_text(s: &pb::AlertStatus, now_ms: i64) -> String {
+    let alert = s.alert.clone().unwrap_or_default();
+    let mut text = alert_summary_text(&alert, now_ms);
+    text.push('\n');
+    text.push_str(if s.settled {
+        "settled: nothing can change any more\n"
+    } else {
+        "not settled: copies may still be delivered, displayed or dismissed\n"
+    });
+    text.push('\n');
+    let mut units: Vec<&pb::UnitAlertCounts> = s.units.iter().collect();
+    units.sort_by(|a, b| a.org_unit_path.cmp(&b.org_unit_path));
+    let mut rows: Vec<Vec<String>> = units
+        .iter()
+        .map(|u| {
+            let mut row = vec![dash_if_empty(&u.org_unit_path)];
+            row.extend(count_cells(u.counts.as_ref()));
+            row
+        })
+        .collect();
+    let mut total = vec!["total".to_owned()];
+    total.extend(count_cells(s.counts.as_ref()));
+    rows.push(total);
+    text.push_str(&table(&COUNT_HEADERS, &rows));
+    if !s.computers.is_empty() {
+        let mut list: Vec<&pb::ComputerDelivery> = s.computers.iter().collect();
+        list.sort_by(|a, b| {
+            (&a.org_unit_path, &a.hostname, &a.computer_id).cmp(&(
+                &b.org_unit_path,
+                &b.hostname,
+                &b.computer_id,
+            ))
+        });
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|d| {
+                vec![
+                    dash_if_empty(&d.hostname),
+                    dash_if_empty(&d.org_unit_path),
+                    delivery_state_name(d.state),
+                    format_unix_ms(d.displayed_unix_ms),
+                    dash_if_empty(&d.user),
+                    if d.online { "yes" } else { "no" }.to_owned(),
+                    d.computer_id.clone(),
+                ]
+            })
+            .collect();
+        text.push('\n');
+        text.push_str(&table(&DELIVERY_HEADERS, &rows));
+    }
+    text
+}
+
+/// How long a title may be in `alert list`.
+const LIST_TITLE_CHARS: usize = 40;
+
+pub(crate) const ALERT_HEADERS: [&str; 8] = [
+    "ID",
+    "SENT",
+    "PRIORITY",
+    "TITLE",
+    "SENDER",
+    "COMPUTERS",
+    "DISPLAYED",
+    "STATE",
+];
+
+/// Alerts as table rows. DISPLAYED counts the copies that reached a screen
+/// (displayed or dismissed since) out of all.
+pub(crate) fn alert_rows(list: &[pb::AlertStatus], now_ms: i64) -> Vec<Vec<String>> {
+    list.iter()
+        .map(|s| {
+            let a = s.alert.clone().unwrap_or_default();
+            let c = s.counts.unwrap_or_default();
+            let total =
+                c.queued + c.delivered + c.displayed + c.dismissed + c.expired + c.cancelled;
+            vec![
+                a.id.clone(),
+                format_unix_ms(a.accepted_unix_ms),
+                priority_name(a.priority),
+                truncate(&a.title, LIST_TITLE_CHARS),
+                a.sender.clone(),
+                a.computers.to_string(),
+                format!("{}/{total}", c.displayed + c.dismissed),
+                alert_state(&a, now_ms).to_owned(),
+            ]
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -514,6 +799,162 @@ mod tests {
         let value = grant_json(&grants[0], &units);
         assert_eq!(value["capability"], "send-quick-alerts");
         assert_eq!(value["units"][0]["path"], "/Branches/Branch 3");
+    }
+
+    fn sample_status() -> pb::AlertStatus {
+        let counts = |queued, delivered, displayed, dismissed| pb::AlertCounts {
+            queued,
+            delivered,
+            displayed,
+            dismissed,
+            expired: 0,
+            cancelled: 0,
+        };
+        pb::AlertStatus {
+            alert: Some(pb::AlertSummary {
+                id: "al-12".into(),
+                title: "Network outage in all branches until further notice".into(),
+                body: "The network is down.\n\nhttps://status.example".into(),
+                priority: pb::Priority::Warning as i32,
+                sender: "it-anna".into(),
+                sender_unit_path: "/Branches".into(),
+                accepted_unix_ms: 1_740_818_096_000,
+                expires_unix_ms: 1_740_818_096_000 + 4 * 3_600_000,
+                cancelled: false,
+                computers: 3,
+                targets: vec!["/Branches/Branch 3".into(), "/Branches/Branch 7".into()],
+            }),
+            counts: Some(counts(0, 1, 1, 1)),
+            units: vec![
+                pb::UnitAlertCounts {
+                    org_unit_id: "u-b7".into(),
+                    org_unit_path: "/Branches/Branch 7".into(),
+                    counts: Some(counts(0, 1, 0, 0)),
+                },
+                pb::UnitAlertCounts {
+                    org_unit_id: "u-b3".into(),
+                    org_unit_path: "/Branches/Branch 3".into(),
+                    counts: Some(counts(0, 0, 1, 1)),
+                },
+            ],
+            computers: vec![
+                pb::ComputerDelivery {
+                    computer_id: "c-2".into(),
+                    hostname: "pc-b".into(),
+                    org_unit_path: "/Branches/Branch 3".into(),
+                    state: pb::DeliveryState::Displayed as i32,
+                    delivered_unix_ms: 1_740_818_097_000,
+                    displayed_unix_ms: 1_740_818_097_000,
+                    dismissed_unix_ms: 0,
+                    user: "anna".into(),
+                    online: true,
+                },
+                pb::ComputerDelivery {
+                    computer_id: "c-1".into(),
+                    hostname: "pc-a".into(),
+                    org_unit_path: "/Branches/Branch 7".into(),
+                    state: pb::DeliveryState::Delivered as i32,
+                    delivered_unix_ms: 1_740_818_097_000,
+                    ..Default::default()
+                },
+            ],
+            settled: false,
+        }
+    }
+
+    #[test]
+    fn alert_status_text_shows_counts_units_and_computers() {
+        let now = 1_740_818_100_000;
+        let text = alert_status_text(&sample_status(), now);
+        let want = "\
+alert:     al-12
+title:     Network outage in all branches until further notice
+priority:  warning
+to:        /Branches/Branch 3, /Branches/Branch 7
+computers: 3
+sender:    it-anna (as /Branches)
+sent:      2025-03-01 08:34:56 UTC
+expires:   2025-03-01 12:34:56 UTC
+state:     active
+
+  The network is down.
+
+  https://status.example
+
+not settled: copies may still be delivered, displayed or dismissed
+
+UNIT                QUEUED  DELIVERED  DISPLAYED  DISMISSED  EXPIRED  CANCELLED
+/Branches/Branch 3  0       0          1          1          0        0
+/Branches/Branch 7  0       1          0          0          0        0
+total               0       1          1          1          0        0
+
+HOSTNAME  UNIT                STATE      DISPLAYED                USER  ONLINE  COMPUTER
+pc-b      /Branches/Branch 3  displayed  2025-03-01 08:34:57 UTC  anna  yes     c-2
+pc-a      /Branches/Branch 7  delivered  -                        -     no      c-1
+";
+        assert_eq!(text, want);
+    }
+
+    #[test]
+    fn alert_status_json_names_states() {
+        let now = 1_740_818_100_000;
+        let mut status = sample_status();
+        let value = alert_status_json(&status, now);
+        assert_eq!(value["alert"]["id"], "al-12");
+        assert_eq!(value["alert"]["priority"], "warning");
+        assert_eq!(value["alert"]["state"], "active");
+        assert_eq!(value["counts"]["dismissed"], 1);
+        assert_eq!(value["units"][1]["org_unit_path"], "/Branches/Branch 3");
+        assert_eq!(value["units"][1]["counts"]["displayed"], 1);
+        assert_eq!(value["computers"][0]["state"], "displayed");
+        assert_eq!(value["computers"][0]["user"], "anna");
+        assert_eq!(value["settled"], false);
+
+        status.alert.as_mut().unwrap().cancelled = true;
+        assert_eq!(
+            alert_status_json(&status, now)["alert"]["state"],
+            "cancelled"
+        );
+        status.alert.as_mut().unwrap().cancelled = false;
+        assert_eq!(
+            alert_status_json(&status, now + 5 * 3_600_000)["alert"]["state"],
+            "expired"
+        );
+    }
+
+    #[test]
+    fn alert_rows_truncate_titles_and_count_screens() {
+        let now = 1_740_818_100_000;
+        let rows = alert_rows(&[sample_status()], now);
+        assert_eq!(
+            rows[0],
+            vec![
+                "al-12",
+                "2025-03-01 08:34:56 UTC",
+                "warning",
+                "Network outage in all branches until fu…",
+                "it-anna",
+                "3",
+                "2/3",
+                "active",
+            ]
+        );
+        assert_eq!(truncate("short", 40), "short");
+        assert_eq!(truncate("a\nb", 40), "a b");
+        assert_eq!(truncate("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn watch_lines_show_time_and_counts() {
+        let status = sample_status();
+        assert_eq!(
+            watch_line(1_740_830_401_000, &status),
+            "12:00:01  queued 0  delivered 1  displayed 1  dismissed 1  expired 0  cancelled 0"
+        );
+        assert_eq!(
+            counts_line(None),
+            "queued 0  delivered 0  displayed 0  dismissed 0  expired 0  cancelled 0"
+        );
     }
 
     #[test]

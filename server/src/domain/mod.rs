@@ -1,6 +1,7 @@
 //! Herald's domain logic: plain Rust over plain values. Nothing here does I/O,
 //! reads a clock, or knows about tonic, sled or tokio; callers pass `now`.
 
+pub mod alert;
 pub mod org;
 pub mod perm;
 pub mod token;

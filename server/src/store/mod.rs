@@ -28,6 +28,12 @@ pub enum Table {
     Sessions,
     /// Append-only, keyed by a zero-padded sequence number.
     Audit,
+    /// Quick alerts, keyed by their zero-padded sequence number.
+    Alerts,
+    /// One per (alert, computer): `<alert id>/<computer id>`.
+    Deliveries,
+    /// Each computer's ordered outbox: `<computer id>/<seq>` → item id.
+    Outbox,
 }
 
 impl Table {
@@ -51,6 +57,9 @@ impl Table {
             Table::Admins => b'a',
             Table::Sessions => b's',
             Table::Audit => b'l',
+            Table::Alerts => b'x',
+            Table::Deliveries => b'd',
+            Table::Outbox => b'o',
         }
     }
 }
@@ -128,6 +137,10 @@ pub trait Store: Send + Sync + 'static {
     /// Every record of `table`, ordered by key.
     fn scan(&self, table: Table) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
 
+    /// The records of `table` whose keys start with `prefix`, ordered by key.
+    fn scan_prefix(&self, table: Table, prefix: &str)
+    -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+
     /// Up to `limit` records with keys below `before` (all if `None`), from
     /// the highest key down.
     fn scan_rev(
@@ -172,6 +185,19 @@ impl Db {
             .scan(table)?
             .iter()
             .map(|(k, v)| decode(table, k, v))
+            .collect()
+    }
+
+    /// The records whose keys start with `prefix`, with their keys.
+    pub fn list_prefix<T: DeserializeOwned>(
+        &self,
+        table: Table,
+        prefix: &str,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        self.store
+            .scan_prefix(table, prefix)?
+            .iter()
+            .map(|(k, v)| decode(table, k, v).map(|t| (k.clone(), t)))
             .collect()
     }
 

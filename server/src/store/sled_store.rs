@@ -161,6 +161,17 @@ impl Store for SledStore {
             .collect()
     }
 
+    fn scan_prefix(
+        &self,
+        table: Table,
+        prefix: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.tree
+            .scan_prefix(full_key(table, prefix))
+            .map(|r| r.map(|(k, v)| (split_key(&k), v.to_vec())).map_err(io))
+            .collect()
+    }
+
     fn scan_rev(
         &self,
         table: Table,

@@ -1,0 +1,161 @@
+//! Who is connected right now, and pushing to them. Fan-out never awaits an
+//! agent: each live session has a bounded queue, a push is a `try_send`, and
+//! an agent whose queue is full is disconnected rather than allowed to hold
+//! memory or delay the others.
+//!
+//! Today this is in-process. With several server nodes, each node keeps the
+//! sessions it holds and learns about new deliveries from a message bus; the
+//! interface stays the same.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use herald_proto::pb;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tonic::Status;
+
+use crate::domain::UnixMs;
+
+pub type SessionTx = mpsc::Sender<Result<pb::ServerMessage, Status>>;
+
+/// A connected agent session.
+pub struct LiveSession {
+    pub conn_id: u64,
+    pub tx: SessionTx,
+    /// Ends the session with this status (revocation, replacement, stuck).
+    pub kill: Option<oneshot::Sender<Status>>,
+    pub users: Vec<String>,
+    pub last_seen_ms: UnixMs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PushReport {
+    pub sent: usize,
+    pub offline: usize,
+    /// Disconnected because their queue was full.
+    pub stuck: usize,
+}
+
+pub struct Hub {
+    sessions: Mutex<HashMap<String, LiveSession>>,
+    /// Ids of alerts whose deliveries changed, for live status watchers.
+    alert_changes: broadcast::Sender<String>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            sessions: Mutex::new(HashMap::new()),
+            alert_changes: broadcast::channel(4096).0,
+        }
+    }
+}
+
+impl Hub {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, LiveSession>> {
+        // A panic while holding this lock cannot leave the map half-updated
+        // (every critical section is a single map operation), so a poisoned
+        // lock is still safe to use.
+        self.sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Registers a session; an older session of the same computer is ended.
+    pub fn register(&self, computer: &str, session: LiveSession) {
+        let old = self.lock().insert(computer.to_owned(), session);
+        if let Some(mut old) = old
+            && let Some(kill) = old.kill.take()
+        {
+            let _ = kill.send(Status::aborted(
+                "replaced by a newer session of the same computer",
+            ));
+        }
+    }
+
+    /// Removes the session if it is still `conn_id`. Returns whether it was.
+    pub fn deregister(&self, computer: &str, conn_id: u64) -> bool {
+        let mut s = self.lock();
+        if s.get(computer).is_some_and(|l| l.conn_id == conn_id) {
+            s.remove(computer);
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn update(&self, computer: &str, conn_id: u64, f: impl FnOnce(&mut LiveSession)) {
+        if let Some(l) = self
+            .lock()
+            .get_mut(computer)
+            .filter(|l| l.conn_id == conn_id)
+        {
+            f(l);
+        }
+    }
+
+    pub fn is_online(&self, computer: &str) -> bool {
+        self.lock().contains_key(computer)
+    }
+
+    pub fn online_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Users and last-seen of a connected computer.
+    pub fn live(&self, computer: &str) -> Option<(Vec<String>, UnixMs)> {
+        self.lock()
+            .get(computer)
+            .map(|l| (l.users.clone(), l.last_seen_ms))
+    }
+
+    /// Ends a computer's session, if it has one, with `status`.
+    pub fn kill(&self, computer: &str, status: Status) {
+        let removed = self.lock().remove(computer);
+        if let Some(mut live) = removed
+            && let Some(kill) = live.kill.take()
+        {
+            let _ = kill.send(status);
+        }
+    }
+
+    /// Pushes `make(computer)` to each connected computer of `computers`.
+    pub fn push_each<'a>(
+        &self,
+        computers: impl IntoIterator<Item = &'a str>,
+        mut make: impl FnMut(&str) -> pb::ServerMessage,
+    ) -> PushReport {
+        let mut report = PushReport::default();
+        let mut stuck = Vec::new();
+        {
+            let sessions = self.lock();
+            for c in computers {
+                match sessions.get(c) {
+                    None => report.offline += 1,
+                    Some(live) => match live.tx.try_send(Ok(make(c))) {
+                        Ok(()) => report.sent += 1,
+                        Err(mpsc::error::TrySendError::Full(_)) => stuck.push(c.to_owned()),
+                        Err(mpsc::error::TrySendError::Closed(_)) => report.offline += 1,
+                    },
+                }
+            }
+        }
+        report.stuck = stuck.len();
+        for c in stuck {
+            tracing::warn!(computer = %c, "agent does not read its session; disconnecting it");
+            self.kill(
+                &c,
+                Status::resource_exhausted("the agent did not keep up with its session; reconnect"),
+            );
+        }
+        report
+    }
+
+    pub fn alert_changed(&self, alert_id: &str) {
+        let _ = self.alert_changes.send(alert_id.to_owned());
+    }
+
+    pub fn subscribe_alert_changes(&self) -> broadcast::Receiver<String> {
+        self.alert_changes.subscribe()
+    }
+}
