@@ -89,7 +89,8 @@ Herald is running locally.
   server:        $URL   (data in $LOCAL/server, log $LOCAL/server.log)
   admin login:   admin / $(cat "$LOCAL/admin-password")   (also in $LOCAL/admin-password)
   CA file:       $LOCAL/server/tls/ca.pem
-  try:           $BIN/heraldctl org list
-                 $BIN/heraldctl audit
+  send an alert: $BIN/heraldctl alert send --to all --title "Hello" --body "First alert"
+                 (with a desktop session it pops up on this screen at once)
+  try also:      $BIN/heraldctl alert list; $BIN/heraldctl org list; $BIN/heraldctl audit
   stop:          ./quickstart.sh stop     (reset: ./quickstart.sh reset)
 EOT
