@@ -2,6 +2,8 @@
 //! loopback port 0 with temp data dirs, real agents, and an admin client.
 //! Readiness is polled, never slept for.
 
+pub mod desktop;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
