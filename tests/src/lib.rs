@@ -2,6 +2,7 @@
 //! loopback port 0 with temp data dirs, real agents, and an admin client.
 //! Readiness is polled, never slept for.
 
+pub mod ctl;
 pub mod desktop;
 
 use std::future::Future;
