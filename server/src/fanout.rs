@@ -159,3 +159,90 @@ impl Hub {
         self.alert_changes.subscribe()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(
+        conn_id: u64,
+        queue: usize,
+    ) -> (
+        LiveSession,
+        mpsc::Receiver<Result<pb::ServerMessage, Status>>,
+        oneshot::Receiver<Status>,
+    ) {
+        let (tx, rx) = mpsc::channel(queue);
+        let (kill, killed) = oneshot::channel();
+        (
+            LiveSession {
+                conn_id,
+                tx,
+                kill: Some(kill),
+                users: vec![],
+                last_seen_ms: 0,
+            },
+            rx,
+            killed,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_stuck_agent_is_disconnected_and_does_not_hold_up_the_others() {
+        let hub = Hub::default();
+        let (fast, mut fast_rx, _k1) = session(1, 4);
+        let (stuck, _stuck_rx, mut stuck_killed) = session(2, 1);
+        hub.register("fast", fast);
+        hub.register("stuck", stuck);
+        let msg = || pb::ServerMessage::default();
+        // The stuck agent's queue (1) fills on the first push.
+        let first = hub.push_each(["fast", "stuck", "gone"], |_| msg());
+        assert_eq!(
+            first,
+            PushReport {
+                sent: 2,
+                offline: 1,
+                stuck: 0
+            }
+        );
+        let second = hub.push_each(["fast", "stuck"], |_| msg());
+        assert_eq!(
+            second,
+            PushReport {
+                sent: 1,
+                offline: 0,
+                stuck: 1
+            }
+        );
+        assert!(
+            !hub.is_online("stuck"),
+            "a stuck agent is dropped from the hub"
+        );
+        let why = stuck_killed
+            .try_recv()
+            .expect("the stuck session is told to end");
+        assert_eq!(why.code(), tonic::Code::ResourceExhausted);
+        assert!(
+            fast_rx.recv().await.is_some() && fast_rx.recv().await.is_some(),
+            "the fast agent got both"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_newer_session_replaces_the_older_one() {
+        let hub = Hub::default();
+        let (old, _rx1, mut old_killed) = session(1, 4);
+        let (new, _rx2, _k2) = session(2, 4);
+        hub.register("c", old);
+        hub.register("c", new);
+        assert_eq!(
+            old_killed.try_recv().expect("old session ended").code(),
+            tonic::Code::Aborted
+        );
+        assert!(
+            !hub.deregister("c", 1),
+            "the old session cannot remove the new one"
+        );
+        assert!(hub.deregister("c", 2));
+    }
+}
