@@ -281,14 +281,10 @@ impl AgentService for AgentApi {
                                     None
                                 }
                                 Some(agent_message::Kind::Receipt(r)) => {
-                                    match crate::alerts::receipt(&state, &id, &r).await {
-                                        Ok(key) => Some(server_message::Kind::ReceiptAck(pb::ReceiptAck { receipts: vec![key] })),
-                                        // Not acknowledged: the agent keeps it and sends it again.
-                                        Err(e) => {
-                                            tracing::warn!(computer = %id, error = %e, "cannot store receipt");
-                                            None
-                                        }
-                                    }
+                                    // Stored by the receipt writer, which
+                                    // acknowledges on this session's queue.
+                                    state.receipts.submit(&id, r, tx.clone());
+                                    None
                                 }
                                 Some(agent_message::Kind::Hello(_)) | None => None,
                             };

@@ -567,31 +567,103 @@ pub async fn resume(
     Ok(out)
 }
 
-/// Stores a receipt from `computer`. Returns the key to acknowledge.
-pub async fn receipt(state: &State, computer: &str, r: &pb::Receipt) -> ApiResult<pb::ReceiptKey> {
-    let key = pb::ReceiptKey {
-        item_id: r.item_id.clone(),
-        state: r.state,
-    };
-    let Some(to) = state_from_pb(r.state) else {
-        return Ok(key);
-    };
-    let dkey = delivery_key(&r.item_id, computer);
-    let Some(mut d) = state.db.get::<Delivery>(Table::Deliveries, &dkey)? else {
-        // Not an item of this computer: nothing to record, nothing to resend.
-        return Ok(key);
-    };
-    let at = if r.at_unix_ms > 0 {
-        r.at_unix_ms.min(now_ms())
-    } else {
-        now_ms()
-    };
-    let user = r.user.chars().take(64).collect::<String>();
-    if d.apply(to, at, Some(&user)) {
-        let mut batch = Batch::new();
-        batch.put_json(Table::Deliveries, dkey, &d);
-        state.db.commit(batch).await?;
-        state.hub.alert_changed(&r.item_id);
+/// Receipts from every session go through one writer that stores them in
+/// batches (one store commit for up to a few thousand receipts) and then
+/// acknowledges each on its session's queue. Receipt storage thus costs one
+/// task, not one commit per receipt, and does not crowd out the fan-out of
+/// the next alert.
+pub struct ReceiptWriter {
+    tx: tokio::sync::mpsc::UnboundedSender<PendingReceipt>,
+}
+
+pub struct PendingReceipt {
+    computer: String,
+    receipt: pb::Receipt,
+    ack: crate::fanout::SessionTx,
+}
+
+const RECEIPT_BATCH: usize = 4096;
+
+impl ReceiptWriter {
+    pub fn start(state: std::sync::Weak<State>) -> (ReceiptWriter, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PendingReceipt>();
+        let task = tokio::spawn(async move {
+            let mut pending = Vec::with_capacity(RECEIPT_BATCH);
+            while rx.recv_many(&mut pending, RECEIPT_BATCH).await > 0 {
+                let Some(state) = state.upgrade() else { return };
+                store_receipts(&state, std::mem::take(&mut pending)).await;
+            }
+        });
+        (ReceiptWriter { tx }, task)
     }
-    Ok(key)
+
+    pub fn submit(&self, computer: &str, receipt: pb::Receipt, ack: crate::fanout::SessionTx) {
+        let _ = self.tx.send(PendingReceipt {
+            computer: computer.to_owned(),
+            receipt,
+            ack,
+        });
+    }
+}
+
+async fn store_receipts(state: &State, batch_in: Vec<PendingReceipt>) {
+    let now = now_ms();
+    let mut batch = Batch::new();
+    // Several receipts for one delivery in a batch build on each other.
+    let mut touched: BTreeMap<String, Delivery> = BTreeMap::new();
+    let mut changed_alerts = BTreeSet::new();
+    let mut acks: Vec<(crate::fanout::SessionTx, pb::ReceiptKey)> =
+        Vec::with_capacity(batch_in.len());
+    for p in batch_in {
+        let r = &p.receipt;
+        let key = pb::ReceiptKey {
+            item_id: r.item_id.clone(),
+            state: r.state,
+        };
+        if let Some(to) = state_from_pb(r.state) {
+            let dkey = delivery_key(&r.item_id, &p.computer);
+            let current = match touched.remove(&dkey) {
+                Some(d) => Some(d),
+                None => match state.db.get::<Delivery>(Table::Deliveries, &dkey) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        // Not acknowledged: the agent keeps it and sends it again.
+                        tracing::warn!(computer = %p.computer, error = %e, "cannot read a delivery for a receipt");
+                        continue;
+                    }
+                },
+            };
+            if let Some(mut d) = current {
+                let at = if r.at_unix_ms > 0 {
+                    r.at_unix_ms.min(now)
+                } else {
+                    now
+                };
+                let user = r.user.chars().take(64).collect::<String>();
+                if d.apply(to, at, Some(&user)) {
+                    batch.put_json(Table::Deliveries, dkey.clone(), &d);
+                    changed_alerts.insert(r.item_id.clone());
+                }
+                touched.insert(dkey, d);
+            }
+        }
+        acks.push((p.ack, key));
+    }
+    if let Err(e) = state.db.commit(batch).await {
+        tracing::warn!(error = %e, "cannot store receipts; agents will send them again");
+        return;
+    }
+    for id in changed_alerts {
+        state.hub.alert_changed(&id);
+    }
+    for (ack, key) in acks {
+        let msg = pb::ServerMessage {
+            kind: Some(server_message::Kind::ReceiptAck(pb::ReceiptAck {
+                receipts: vec![key],
+            })),
+        };
+        // A full queue means the agent is not reading; it resends the receipt
+        // on its next session.
+        let _ = ack.try_send(Ok(msg));
+    }
 }

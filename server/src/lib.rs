@@ -92,10 +92,8 @@ pub async fn run(
         .map_err(|e| setup("cannot set up TLS", &e))?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let max_handshakes = config.max_concurrent_handshakes;
-    let state = Arc::new(
-        State::new(db, ca, config, revoked, stop_rx)
-            .map_err(|e| setup("cannot load the org tree", &e))?,
-    );
+    let state = State::new(db, ca, config, revoked, stop_rx)
+        .map_err(|e| setup("cannot load the org tree", &e))?;
     let local = listener.local_addr().ok();
     tracing::info!(address = ?local, ca_fingerprint = %state.ca.fingerprint(), "herald-server listening");
     let incoming = net::incoming(listener, Arc::new(tls), max_handshakes);

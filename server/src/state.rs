@@ -89,6 +89,7 @@ pub struct State {
     pub write_lock: tokio::sync::Mutex<()>,
     tree: RwLock<Arc<OrgTree>>,
     pub hub: crate::fanout::Hub,
+    pub receipts: crate::alerts::ReceiptWriter,
     pub revoked: RevokedSerials,
     pub shutdown: watch::Receiver<bool>,
 }
@@ -100,18 +101,19 @@ impl State {
         config: Config,
         revoked: RevokedSerials,
         shutdown: watch::Receiver<bool>,
-    ) -> ApiResult<Self> {
+    ) -> ApiResult<Arc<Self>> {
         let tree = OrgTree::new(db.list::<Unit>(Table::Units)?)?;
-        Ok(State {
+        Ok(Arc::new_cyclic(|weak| State {
             db,
             ca,
             config,
             write_lock: tokio::sync::Mutex::new(()),
             tree: RwLock::new(Arc::new(tree)),
             hub: crate::fanout::Hub::default(),
+            receipts: crate::alerts::ReceiptWriter::start(weak.clone()).0,
             revoked,
             shutdown,
-        })
+        }))
     }
 
     pub fn tree(&self) -> Arc<OrgTree> {

@@ -117,17 +117,23 @@ fn writer(
                 }
             }
         }
-        let mut results = Vec::with_capacity(pending.len());
+        // One sled batch for the whole group: each `apply_batch` costs sled
+        // a log-buffer roll and a manifest write, so applying the group's
+        // batches one by one would cost two log writes per caller. A later
+        // write to the same key wins, as it would applied in order, and each
+        // caller's batch stays all-or-nothing inside the group's batch.
+        let mut group = sled::Batch::default();
+        let mut replies = Vec::with_capacity(pending.len());
         for (batch, reply) in pending {
-            let mut sb = sled::Batch::default();
             for op in batch.ops {
                 match op {
-                    Op::Put { table, key, value } => sb.insert(full_key(table, &key), value),
-                    Op::Delete { table, key } => sb.remove(full_key(table, &key)),
+                    Op::Put { table, key, value } => group.insert(full_key(table, &key), value),
+                    Op::Delete { table, key } => group.remove(full_key(table, &key)),
                 }
             }
-            results.push((reply, tree.apply_batch(sb).map_err(|e| e.to_string())));
+            replies.push(reply);
         }
+        let applied = tree.apply_batch(group).map_err(|e| e.to_string());
         let synced = db.flush().map_err(|e| e.to_string()).and_then(|_| {
             data_file
                 .sync_data()
@@ -136,8 +142,8 @@ fn writer(
         if let Err(e) = &synced {
             tracing::error!(error = %e, "store sync failed; the writes of this group are not acknowledged");
         }
-        for (reply, applied) in results {
-            let outcome = applied.and(synced.clone());
+        for reply in replies {
+            let outcome = applied.clone().and(synced.clone());
             // The caller may have gone away (its RPC was cancelled); the write
             // is durable all the same.
             let _ = reply.send(outcome);

@@ -1,0 +1,1683 @@
+//! Quick-alert fan-out benchmark: "server accepted" → "agent received".
+//!
+//! Starts a real `herald-server` process on 127.0.0.1, enrolls N simulated
+//! agents over the real `Enroll` RPC (own key, CSR, signed client
+//! certificate, all in memory), opens N real `AgentService.Session` streams
+//! over mutual TLS 1.3, then sends quick alerts to everybody and measures,
+//! for every agent and round, `agent receive time − accepted_unix_ms` (same
+//! machine clock). Agents answer each delivery with a `Receipt` (DELIVERED)
+//! like a real agent does, and heartbeat every 20 s.
+//!
+//! In the same run, with the same certificates and the same N, a minimal
+//! baseline server (this binary re-executed with `--baseline-server`: plain
+//! tokio-rustls, TLS 1.3, mandatory client certificates, no HTTP/2, no gRPC,
+//! no store) writes one small frame to every connection per round; its
+//! figures and the Herald/baseline ratios are printed too.
+//!
+//! ```text
+//! cargo build --release -p herald-server
+//! cargo bench -p herald-tests --bench fanout -- --agents 1000,10000 --rounds 20
+//! cargo bench -p herald-tests --bench fanout -- --agents 200 --rounds 5     # smoke run
+//! ```
+//!
+//! Options: `--agents LIST` (default 1000,10000), `--rounds R` (20),
+//! `--warmup W` (2), `--server-bin PATH` (target/release/herald-server),
+//! `--json PATH` (target/bench-fanout.json), `--agents-per-process K`
+//! (default 18000: more agents than that are spread over child worker
+//! processes, because each process may hold 20,000 file descriptors),
+//! `--connect-parallel P` (64), `--enroll-parallel P` (32), `--pause-ms MS`
+//! (300, between rounds), `--no-baseline`. Diagnostics: `--no-receipts`
+//! (agents do not answer deliveries), `--perf-out FILE` (runs `perf record`
+//! on the Herald server during the measured rounds; extra perf arguments in
+//! `FANOUT_PERF_ARGS`, default `-F 999`).
+//!
+//! Only 127.0.0.1 is used; every phase is bounded in time.
+
+// Only for setrlimit/getrlimit/sysconf/kill in `sys` below.
+#![allow(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, anyhow, bail};
+use futures::StreamExt;
+use herald_proto::pb;
+use herald_proto::pb::agent_service_client::AgentServiceClient;
+use herald_proto::pb::{agent_message, server_message};
+use herald_proto::tls::{ClientIdentity, ServerTrust};
+use herald_tests::{Admin, PASSWORD, to_all};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::{mpsc, watch};
+
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(20);
+const ROUND_TIMEOUT: Duration = Duration::from_secs(30);
+const ACK_TIMEOUT: Duration = Duration::from_secs(60);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Size of the baseline frame payload, about a Herald alert delivery.
+const BARE_PAYLOAD: usize = 200;
+
+fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    sys::raise_nofile();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = match argv.first().map(String::as_str) {
+        Some("--baseline-server") => rt.block_on(baseline::server_main(&argv[1..])),
+        Some("--agent-worker") => rt.block_on(worker_main(&argv[1..])),
+        _ => match Args::parse(&argv) {
+            Ok(args) => rt.block_on(bench_main(args)),
+            Err(e) => Err(e),
+        },
+    };
+    if let Err(e) = result {
+        eprintln!("fanout bench: error: {e:#}");
+        std::process::exit(1);
+    }
+    // Do not wait for thousands of agent tasks to wind down.
+    rt.shutdown_timeout(Duration::from_millis(200));
+}
+
+// ---------------------------------------------------------------------------
+// Arguments
+
+#[derive(Clone, Debug)]
+struct Args {
+    agents: Vec<usize>,
+    rounds: usize,
+    warmup: usize,
+    server_bin: PathBuf,
+    json: PathBuf,
+    per_process: usize,
+    connect_parallel: usize,
+    enroll_parallel: usize,
+    pause: Duration,
+    baseline: bool,
+    /// Agents do not answer deliveries with receipts (diagnostic).
+    no_receipts: bool,
+    /// Record the Herald server with `perf record` during measured rounds.
+    perf_out: Option<PathBuf>,
+}
+
+/// `target/` when run as `target/release/deps/fanout-<hash>`.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent()
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+        .map(Path::to_owned)
+        .unwrap_or_else(|| PathBuf::from("target"))
+}
+
+impl Args {
+    fn parse(argv: &[String]) -> anyhow::Result<Args> {
+        let exe = std::env::current_exe()?;
+        // target/release/deps/fanout-… → target/release/herald-server
+        let default_bin = exe
+            .parent()
+            .and_then(Path::parent)
+            .map(|d| d.join("herald-server"))
+            .unwrap_or_else(|| PathBuf::from("target/release/herald-server"));
+        let mut a = Args {
+            agents: vec![1000, 10000],
+            rounds: 20,
+            warmup: 2,
+            server_bin: default_bin,
+            json: target_dir().join("bench-fanout.json"),
+            per_process: 18000,
+            connect_parallel: 64,
+            enroll_parallel: 32,
+            pause: Duration::from_millis(300),
+            baseline: true,
+            no_receipts: false,
+            perf_out: None,
+        };
+        let mut it = argv.iter();
+        while let Some(flag) = it.next() {
+            let mut value = || {
+                it.next()
+                    .cloned()
+                    .ok_or_else(|| anyhow!("{flag} needs a value"))
+            };
+            match flag.as_str() {
+                // cargo bench passes --bench to harness = false targets.
+                "--bench" => {}
+                "--agents" => {
+                    a.agents = value()?
+                        .split(',')
+                        .map(|s| s.trim().parse::<usize>())
+                        .collect::<Result<_, _>>()
+                        .context("--agents takes a comma-separated list of numbers")?;
+                }
+                "--rounds" => a.rounds = value()?.parse()?,
+                "--warmup" => a.warmup = value()?.parse()?,
+                "--server-bin" => a.server_bin = value()?.into(),
+                "--json" => a.json = value()?.into(),
+                "--agents-per-process" => a.per_process = value()?.parse()?,
+                "--connect-parallel" => a.connect_parallel = value()?.parse()?,
+                "--enroll-parallel" => a.enroll_parallel = value()?.parse()?,
+                "--pause-ms" => a.pause = Duration::from_millis(value()?.parse()?),
+                "--no-baseline" => a.baseline = false,
+                "--no-receipts" => a.no_receipts = true,
+                "--perf-out" => a.perf_out = Some(value()?.into()),
+                other => bail!("unknown option {other:?} (see the top of tests/benches/fanout.rs)"),
+            }
+        }
+        if a.agents.is_empty() || a.agents.contains(&0) {
+            bail!("--agents must list positive numbers");
+        }
+        if a.rounds == 0 {
+            bail!("--rounds must be at least 1");
+        }
+        if a.per_process == 0 || a.per_process > 19000 {
+            bail!("--agents-per-process must be within 1..=19000 (20,000 descriptors per process)");
+        }
+        if !a.server_bin.exists() {
+            bail!(
+                "{} is missing: build it first with `cargo build --release -p herald-server` \
+                 or pass --server-bin PATH",
+                a.server_bin.display()
+            );
+        }
+        Ok(a)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Small helpers
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_micros() as i64
+}
+
+/// `al-<seq>` → seq.
+fn alert_seq(item_id: &str) -> Option<u64> {
+    item_id.strip_prefix("al-")?.parse().ok()
+}
+
+mod sys {
+    /// Soft RLIMIT_NOFILE up to the hard limit (children inherit it).
+    pub fn raise_nofile() {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: plain syscalls on a stack value.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+                lim.rlim_cur = lim.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            }
+        }
+    }
+
+    pub fn nofile() -> u64 {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: plain syscall on a stack value.
+        unsafe {
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        }
+        lim.rlim_cur
+    }
+
+    /// SIGINT to a child process we started.
+    pub fn interrupt(pid: u32) {
+        // SAFETY: kill(2) on a pid we own.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGINT);
+        }
+    }
+
+    pub fn clock_ticks() -> u64 {
+        // SAFETY: sysconf has no preconditions.
+        let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        if t > 0 { t as u64 } else { 100 }
+    }
+
+    /// Resident set size of a process in KiB.
+    pub fn rss_kib(pid: u32) -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// User + system CPU time of a process, in microseconds.
+    pub fn cpu_us(pid: u32) -> u64 {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return 0;
+        };
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            return 0;
+        };
+        // Fields after "(comm)": state is field 3, utime 14, stime 15.
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+            + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+        ticks * 1_000_000 / clock_ticks()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Events from simulated agents (in this process or in worker processes)
+
+#[derive(Debug)]
+enum Ev {
+    /// Agent `agent` received item `key` at `us` (unix µs).
+    Rx { agent: u32, key: u64, us: i64 },
+    /// A ReceiptAck arrived.
+    Ack,
+    /// A session ended unexpectedly.
+    Lost { agent: u32 },
+}
+
+type EvTx = mpsc::UnboundedSender<Ev>;
+
+/// Which server the simulated agents talk to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Herald,
+    Bare,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Herald => "herald",
+            Mode::Bare => "bare",
+        }
+    }
+}
+
+/// One Herald agent: its own TLS connection with its own client certificate,
+/// one `Session` stream. Returns once `Welcome` arrived; the session then
+/// runs in a task until `stop` changes.
+async fn herald_agent(
+    idx: u32,
+    url: Arc<str>,
+    ca: Arc<str>,
+    id: ClientIdentity,
+    ev: EvTx,
+    mut stop: watch::Receiver<bool>,
+    receipts: bool,
+) -> anyhow::Result<()> {
+    let cfg = herald_proto::tls::client_config(&ServerTrust::CaPem(ca.to_string()), Some(&id))?;
+    let channel = herald_proto::tls::connect(&url, cfg).await?;
+    let (tx, rx) = mpsc::channel::<pb::AgentMessage>(64);
+    tx.send(pb::AgentMessage {
+        kind: Some(agent_message::Kind::Hello(pb::Hello {
+            agent_version: "fanout-bench".into(),
+            hostname: format!("bench-{idx:05}"),
+            os: "bench".into(),
+            resume_after_seq: 0,
+            ..Default::default()
+        })),
+    })
+    .await?;
+    let mut client = AgentServiceClient::new(channel);
+    let mut inbound = client
+        .session(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    match inbound.message().await? {
+        Some(pb::ServerMessage {
+            kind: Some(server_message::Kind::Welcome(_)),
+        }) => {}
+        other => bail!("expected Welcome, got {other:?}"),
+    }
+    tokio::spawn(async move {
+        let _client = client;
+        // Spread heartbeats over the interval, as real agents would be.
+        let phase = Duration::from_millis(u64::from(idx) * 7919 % 20_000);
+        let mut hb = tokio::time::interval_at(tokio::time::Instant::now() + phase, HEARTBEAT_EVERY);
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break,
+                _ = hb.tick() => {
+                    let _ = tx.try_send(pb::AgentMessage {
+                        kind: Some(agent_message::Kind::Heartbeat(pb::Heartbeat {
+                            agent_time_unix_ms: now_us() / 1000,
+                        })),
+                    });
+                }
+                m = inbound.message() => match m {
+                    Ok(Some(pb::ServerMessage { kind: Some(server_message::Kind::Delivery(d)) })) => {
+                        let us = now_us();
+                        if let Some(key) = alert_seq(&d.item_id) {
+                            let _ = ev.send(Ev::Rx { agent: idx, key, us });
+                        }
+                        if !receipts {
+                            continue;
+                        }
+                        let _ = tx.try_send(pb::AgentMessage {
+                            kind: Some(agent_message::Kind::Receipt(pb::Receipt {
+                                item_id: d.item_id,
+                                seq: d.seq,
+                                state: pb::DeliveryState::Delivered as i32,
+                                at_unix_ms: us / 1000,
+                                ..Default::default()
+                            })),
+                        });
+                    }
+                    Ok(Some(pb::ServerMessage { kind: Some(server_message::Kind::ReceiptAck(_)) })) => {
+                        let _ = ev.send(Ev::Ack);
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => {
+                        if !*stop.borrow() {
+                            let _ = ev.send(Ev::Lost { agent: idx });
+                        }
+                        break;
+                    }
+                },
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Connects agents `first_idx..` (one per identity), `parallel` at a time.
+/// Returns (connected, failed, first error).
+#[allow(clippy::too_many_arguments)]
+async fn connect_agents(
+    mode: Mode,
+    url: &str,
+    ca: &str,
+    ids: Vec<ClientIdentity>,
+    first_idx: u32,
+    parallel: usize,
+    ev: EvTx,
+    stop: watch::Receiver<bool>,
+    receipts: bool,
+) -> (usize, usize, Option<String>) {
+    let url: Arc<str> = url.into();
+    let ca: Arc<str> = ca.into();
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(ids.into_iter().enumerate())
+        .map(|(i, id)| {
+            let (url, ca, ev, stop) = (url.clone(), ca.clone(), ev.clone(), stop.clone());
+            let idx = first_idx + i as u32;
+            async move {
+                let fut = async {
+                    match mode {
+                        Mode::Herald => herald_agent(idx, url, ca, id, ev, stop, receipts).await,
+                        Mode::Bare => baseline::agent(idx, url, ca, id, ev, stop).await,
+                    }
+                };
+                tokio::time::timeout(CONNECT_TIMEOUT, fut)
+                    .await
+                    .unwrap_or_else(|_| Err(anyhow!("connect timed out")))
+            }
+        })
+        .buffer_unordered(parallel.max(1))
+        .collect()
+        .await;
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(|e| format!("{e:#}")))
+        .collect();
+    (
+        results.len() - failed.len(),
+        failed.len(),
+        failed.into_iter().next(),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Agent worker processes (only when N > --agents-per-process)
+
+/// `--agent-worker --mode M --url U --ca-file F --ids-file F --first-idx I
+/// --parallel P`: connects its agents, prints `ready OK FAILED`, then one
+/// line per event (`r AGENT KEY US`, `a`, `l AGENT`) until stdin closes.
+async fn worker_main(argv: &[String]) -> anyhow::Result<()> {
+    let mut opts: HashMap<&str, &str> = HashMap::new();
+    for pair in argv.chunks(2) {
+        if let [k, v] = pair {
+            opts.insert(k.as_str(), v.as_str());
+        }
+    }
+    let get = |k: &str| {
+        opts.get(k)
+            .copied()
+            .ok_or_else(|| anyhow!("worker: {k} missing"))
+    };
+    let mode = if get("--mode")? == "bare" {
+        Mode::Bare
+    } else {
+        Mode::Herald
+    };
+    let url = get("--url")?;
+    let ca = std::fs::read_to_string(get("--ca-file")?)?;
+    let ids: Vec<(String, String)> =
+        serde_json::from_str(&std::fs::read_to_string(get("--ids-file")?)?)?;
+    let ids = ids
+        .into_iter()
+        .map(|(cert_pem, key_pem)| ClientIdentity { cert_pem, key_pem })
+        .collect();
+    let first: u32 = get("--first-idx")?.parse()?;
+    let parallel: usize = get("--parallel")?.parse()?;
+    let receipts = get("--receipts")? == "yes";
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (ok, failed, err) = connect_agents(
+        mode, url, &ca, ids, first, parallel, ev_tx, stop_rx, receipts,
+    )
+    .await;
+    if let Some(e) = err {
+        eprintln!("agent worker: {failed} agents failed to connect, first error: {e}");
+    }
+    // Blocking stdout writer on its own thread (tokio's io-std feature is
+    // not enabled in this workspace).
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let _ = writeln!(out, "ready {ok} {failed}");
+        let _ = out.flush();
+        while let Some(ev) = ev_rx.blocking_recv() {
+            let _ = match ev {
+                Ev::Rx { agent, key, us } => writeln!(out, "r {agent} {key} {us}"),
+                Ev::Ack => writeln!(out, "a"),
+                Ev::Lost { agent } => writeln!(out, "l {agent}"),
+            };
+            // Flush when nothing else is queued, so lines are not held back.
+            if ev_rx.is_empty() && out.flush().is_err() {
+                break;
+            }
+        }
+    });
+    let mut stdin = stdin_lines();
+    while stdin.recv().await.is_some() {}
+    let _ = stop_tx.send(true);
+    Ok(())
+}
+
+/// Lines from stdin, read on a plain thread; the channel closes at EOF.
+fn stdin_lines() -> mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// One line to stdout, flushed.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// The simulated agents of one phase: in this process, or in workers.
+struct Pool {
+    stop: watch::Sender<bool>,
+    workers: Vec<tokio::process::Child>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Pool {
+    async fn start(
+        mode: Mode,
+        url: &str,
+        ca: &str,
+        ids: &[ClientIdentity],
+        args: &Args,
+        ev: EvTx,
+    ) -> anyhow::Result<(Pool, usize)> {
+        let (stop, stop_rx) = watch::channel(false);
+        if ids.len() <= args.per_process {
+            let (ok, failed, err) = connect_agents(
+                mode,
+                url,
+                ca,
+                ids.to_vec(),
+                0,
+                args.connect_parallel,
+                ev,
+                stop_rx,
+                !args.no_receipts,
+            )
+            .await;
+            if let Some(e) = err {
+                println!(
+                    "  ! {failed} of {} agents did not connect; first error: {e}",
+                    ids.len()
+                );
+            }
+            return Ok((
+                Pool {
+                    stop,
+                    workers: vec![],
+                    _tmp: None,
+                },
+                ok,
+            ));
+        }
+        let tmp = tempfile::tempdir()?;
+        let ca_file = tmp.path().join("ca.pem");
+        std::fs::write(&ca_file, ca)?;
+        let exe = std::env::current_exe()?;
+        let chunks: Vec<&[ClientIdentity]> = ids.chunks(args.per_process).collect();
+        let mut workers = Vec::new();
+        let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<(usize, usize)>();
+        for (w, chunk) in chunks.iter().enumerate() {
+            let ids_file = tmp.path().join(format!("ids-{w}.json"));
+            let pairs: Vec<(&str, &str)> = chunk
+                .iter()
+                .map(|i| (i.cert_pem.as_str(), i.key_pem.as_str()))
+                .collect();
+            std::fs::write(&ids_file, serde_json::to_vec(&pairs)?)?;
+            let first = w * args.per_process;
+            let mut child = tokio::process::Command::new(&exe)
+                .arg("--agent-worker")
+                .args(["--mode", mode.name(), "--url", url])
+                .arg("--ca-file")
+                .arg(&ca_file)
+                .arg("--ids-file")
+                .arg(&ids_file)
+                .args(["--first-idx", &first.to_string()])
+                .args(["--receipts", if args.no_receipts { "no" } else { "yes" }])
+                .args([
+                    "--parallel",
+                    &(args.connect_parallel / chunks.len()).max(1).to_string(),
+                ])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()?;
+            let stdout = child.stdout.take().expect("piped stdout");
+            let ev = ev.clone();
+            let ready_tx = ready_tx.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stdout).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let f: Vec<&str> = line.split_whitespace().collect();
+                    let parsed = match f.as_slice() {
+                        ["r", a, k, us] => Some(Ev::Rx {
+                            agent: a.parse().unwrap_or(0),
+                            key: k.parse().unwrap_or(0),
+                            us: us.parse().unwrap_or(0),
+                        }),
+                        ["a"] => Some(Ev::Ack),
+                        ["l", a] => Some(Ev::Lost {
+                            agent: a.parse().unwrap_or(0),
+                        }),
+                        ["ready", ok, failed] => {
+                            let _ = ready_tx
+                                .send((ok.parse().unwrap_or(0), failed.parse().unwrap_or(0)));
+                            None
+                        }
+                        _ => None,
+                    };
+                    if let Some(e) = parsed {
+                        let _ = ev.send(e);
+                    }
+                }
+            });
+            workers.push(child);
+        }
+        let mut ok_total = 0;
+        let deadline = Instant::now() + Duration::from_secs(600);
+        for _ in 0..workers.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (ok, failed) = tokio::time::timeout(left, ready_rx.recv())
+                .await
+                .context("agent workers did not connect within 10 minutes")?
+                .ok_or_else(|| anyhow!("an agent worker exited before it was ready"))?;
+            if failed > 0 {
+                println!("  ! a worker reports {failed} agents that did not connect");
+            }
+            ok_total += ok;
+        }
+        Ok((
+            Pool {
+                stop,
+                workers,
+                _tmp: Some(tmp),
+            },
+            ok_total,
+        ))
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        if self.workers.is_empty() {
+            vec![std::process::id()]
+        } else {
+            self.workers
+                .iter()
+                .filter_map(tokio::process::Child::id)
+                .collect()
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        for w in &mut self.workers {
+            drop(w.stdin.take());
+        }
+        for w in &mut self.workers {
+            let _ = tokio::time::timeout(Duration::from_secs(10), w.wait()).await;
+            let _ = w.start_kill();
+        }
+        // Let the connections close before the next phase.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Collecting receive times
+
+struct Collector {
+    rx: mpsc::UnboundedReceiver<Ev>,
+    /// key → receive times (unix µs), one per agent.
+    got: HashMap<u64, Vec<i64>>,
+    acks: u64,
+    lost: u64,
+}
+
+impl Collector {
+    fn new(rx: mpsc::UnboundedReceiver<Ev>) -> Self {
+        Collector {
+            rx,
+            got: HashMap::new(),
+            acks: 0,
+            lost: 0,
+        }
+    }
+
+    fn apply(&mut self, ev: Ev) {
+        match ev {
+            Ev::Rx { key, us, .. } => self.got.entry(key).or_default().push(us),
+            Ev::Ack => self.acks += 1,
+            Ev::Lost { .. } => self.lost += 1,
+        }
+    }
+
+    /// Applies events until `done(self)` or `limit` elapsed; returns whether done.
+    async fn until(&mut self, limit: Duration, done: impl Fn(&Collector) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            while let Ok(ev) = self.rx.try_recv() {
+                self.apply(ev);
+            }
+            if done(self) {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(ev)) => self.apply(ev),
+                Ok(None) | Err(_) => return done(self),
+            }
+        }
+    }
+
+    fn count(&self, key: u64) -> usize {
+        self.got.get(&key).map_or(0, Vec::len)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Statistics
+
+/// Nearest-rank percentile of sorted values.
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    let m = s.len() / 2;
+    if s.len() % 2 == 1 {
+        s[m]
+    } else {
+        (s[m - 1] + s[m]) / 2.0
+    }
+}
+
+#[derive(Default, Clone, Debug)]
+struct Round {
+    /// Latencies in ms.
+    lat: Vec<f64>,
+    missing: usize,
+    /// Herald: SendAlert RPC time (request → response), ms.
+    rpc_ms: f64,
+    /// Herald: accepted → every receipt acknowledged, ms.
+    all_acked_ms: Option<f64>,
+}
+
+#[derive(Default, Clone, Debug)]
+struct PhaseResult {
+    connected: usize,
+    connect_s: f64,
+    rounds: Vec<Round>,
+    rss_before_kib: u64,
+    rss_connected_kib: u64,
+    rss_after_kib: u64,
+    agents_rss_before_kib: u64,
+    agents_rss_connected_kib: u64,
+    server_cpu_us: u64,
+    agents_cpu_us: u64,
+    lost_sessions: u64,
+    wall_s: f64,
+}
+
+struct Summary {
+    samples: usize,
+    missing: usize,
+    p50: f64,
+    p99: f64,
+    max: f64,
+    med_round_p50: f64,
+    med_round_p99: f64,
+    med_round_max: f64,
+    rss_per_agent_kib: f64,
+    rss_per_agent_after_kib: f64,
+    agents_rss_per_agent_kib: f64,
+    cpu_us_per_delivery: f64,
+    agents_cpu_us_per_delivery: f64,
+    med_rpc_ms: f64,
+    med_all_acked_ms: f64,
+}
+
+impl PhaseResult {
+    fn summary(&self) -> Summary {
+        let mut all: Vec<f64> = self
+            .rounds
+            .iter()
+            .flat_map(|r| r.lat.iter().copied())
+            .collect();
+        all.sort_by(f64::total_cmp);
+        let per_round = |p: f64| -> Vec<f64> {
+            self.rounds
+                .iter()
+                .map(|r| {
+                    let mut s = r.lat.clone();
+                    s.sort_by(f64::total_cmp);
+                    pct(&s, p)
+                })
+                .collect()
+        };
+        let n = self.connected.max(1) as f64;
+        let deliveries = all.len().max(1) as f64;
+        let acked: Vec<f64> = self.rounds.iter().filter_map(|r| r.all_acked_ms).collect();
+        Summary {
+            samples: all.len(),
+            missing: self.rounds.iter().map(|r| r.missing).sum(),
+            p50: pct(&all, 50.0),
+            p99: pct(&all, 99.0),
+            max: all.last().copied().unwrap_or(f64::NAN),
+            med_round_p50: median(&per_round(50.0)),
+            med_round_p99: median(&per_round(99.0)),
+            med_round_max: median(&per_round(100.0)),
+            rss_per_agent_kib: (self.rss_connected_kib as f64 - self.rss_before_kib as f64) / n,
+            rss_per_agent_after_kib: (self.rss_after_kib as f64 - self.rss_before_kib as f64) / n,
+            agents_rss_per_agent_kib: (self.agents_rss_connected_kib as f64
+                - self.agents_rss_before_kib as f64)
+                / n,
+            cpu_us_per_delivery: self.server_cpu_us as f64 / deliveries,
+            agents_cpu_us_per_delivery: self.agents_cpu_us as f64 / deliveries,
+            med_rpc_ms: median(&self.rounds.iter().map(|r| r.rpc_ms).collect::<Vec<_>>()),
+            med_all_acked_ms: if acked.is_empty() {
+                f64::NAN
+            } else {
+                median(&acked)
+            },
+        }
+    }
+}
+
+fn sum_rss(pids: &[u32]) -> u64 {
+    pids.iter().map(|p| sys::rss_kib(*p)).sum()
+}
+
+fn sum_cpu(pids: &[u32]) -> u64 {
+    pids.iter().map(|p| sys::cpu_us(*p)).sum()
+}
+
+// ---------------------------------------------------------------------------
+// The Herald server process
+
+struct ServerProc {
+    child: std::process::Child,
+    url: String,
+}
+
+impl ServerProc {
+    fn init(bin: &Path, dir: &Path) -> anyhow::Result<String> {
+        let out = std::process::Command::new(bin)
+            .args(["init", "--data-dir"])
+            .arg(dir)
+            .env("HERALD_BOOTSTRAP_PASSWORD", PASSWORD)
+            .output()
+            .with_context(|| format!("run {} init", bin.display()))?;
+        if !out.status.success() {
+            bail!(
+                "herald-server init failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(std::fs::read_to_string(dir.join("tls/ca.pem"))?)
+    }
+
+    fn start(bin: &Path, dir: &Path) -> anyhow::Result<ServerProc> {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(bin)
+            .args(["run", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .with_context(|| format!("spawn {}", bin.display()))?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .ok_or_else(|| anyhow!("herald-server printed {line:?} instead of its address"))?
+            .to_owned();
+        Ok(ServerProc {
+            child,
+            url: format!("https://{addr}"),
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Enrolls `n` agents over one channel, `parallel` at a time.
+async fn enroll_all(
+    url: &str,
+    ca: &str,
+    token: &str,
+    n: usize,
+    parallel: usize,
+) -> anyhow::Result<Vec<ClientIdentity>> {
+    let cfg = herald_proto::tls::client_config(&ServerTrust::CaPem(ca.to_owned()), None)?;
+    let channel = herald_proto::tls::connect(url, cfg).await?;
+    let results: Vec<anyhow::Result<ClientIdentity>> = futures::stream::iter(0..n)
+        .map(|i| {
+            let mut client = AgentServiceClient::new(channel.clone());
+            let token = token.to_owned();
+            async move {
+                let key = rcgen::KeyPair::generate()?;
+                let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+                params
+                    .distinguished_name
+                    .push(rcgen::DnType::CommonName, format!("bench-{i:05}"));
+                let csr = params.serialize_request(&key)?.pem()?;
+                let resp = client
+                    .enroll(pb::EnrollRequest {
+                        token,
+                        csr_pem: csr,
+                        hostname: format!("bench-{i:05}"),
+                        os: "bench".into(),
+                        agent_version: "fanout-bench".into(),
+                    })
+                    .await
+                    .map_err(|s| anyhow!("enroll refused: {}", s.message()))?
+                    .into_inner();
+                Ok(ClientIdentity {
+                    cert_pem: resp.certificate_pem,
+                    key_pem: key.serialize_pem(),
+                })
+            }
+        })
+        .buffer_unordered(parallel.max(1))
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+// ---------------------------------------------------------------------------
+// One N: Herald phase, then the baseline phase
+
+async fn bench_herald(
+    args: &Args,
+    n: usize,
+    server: &ServerProc,
+    ca: &str,
+    ids: &[ClientIdentity],
+) -> anyhow::Result<PhaseResult> {
+    let mut res = PhaseResult::default();
+    let start = Instant::now();
+    let admin = Admin::login(&server.url, ca, "admin", PASSWORD).await?;
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+    let mut col = Collector::new(ev_rx);
+
+    // Let the enrollment commits settle, then measure the server at rest.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    res.rss_before_kib = sys::rss_kib(server.pid());
+    res.agents_rss_before_kib = sys::rss_kib(std::process::id());
+    let t = Instant::now();
+    let (pool, connected) = Pool::start(Mode::Herald, &server.url, ca, ids, args, ev_tx).await?;
+    res.connect_s = t.elapsed().as_secs_f64();
+    res.connected = connected;
+    if !pool.workers.is_empty() {
+        // Worker processes: their whole RSS counts (includes each worker's base).
+        res.agents_rss_before_kib = 0;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    res.rss_connected_kib = sys::rss_kib(server.pid());
+    res.agents_rss_connected_kib = sum_rss(&pool.pids());
+    println!(
+        "  herald (server pid {}): {connected}/{n} sessions up in {:.1} s; server RSS {} → {} MiB",
+        server.pid(),
+        res.connect_s,
+        res.rss_before_kib / 1024,
+        res.rss_connected_kib / 1024
+    );
+
+    let mut cpu0 = (0, 0);
+    let mut perf = None;
+    for r in 0..args.warmup + args.rounds {
+        let measured = r >= args.warmup;
+        if r == args.warmup {
+            cpu0 = (sys::cpu_us(server.pid()), sum_cpu(&pool.pids()));
+            if let Some(out) = &args.perf_out {
+                let extra = std::env::var("FANOUT_PERF_ARGS").unwrap_or_else(|_| "-F 999".into());
+                perf = Some(
+                    std::process::Command::new("perf")
+                        .arg("record")
+                        .args(extra.split_whitespace())
+                        .args(["-p", &server.pid().to_string(), "-o"])
+                        .arg(out)
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null())
+                        .spawn()
+                        .context("perf record")?,
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        let acks0 = col.acks;
+        let t0 = Instant::now();
+        let sent = admin
+            .send_alert(vec![to_all()], &format!("Fan-out bench round {r}"), 0)
+            .await
+            .map_err(|s| anyhow!("send_alert: {}", s.message()))?;
+        let rpc_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        let key =
+            alert_seq(&sent.alert_id).ok_or_else(|| anyhow!("odd alert id {}", sent.alert_id))?;
+        let accepted_us = sent.accepted_unix_ms * 1000;
+        let want = connected;
+        let all_in = col.until(ROUND_TIMEOUT, |c| c.count(key) >= want).await;
+        let got = col.count(key);
+        let all_acked = args.no_receipts
+            || col
+                .until(ACK_TIMEOUT, |c| c.acks >= acks0 + want as u64)
+                .await;
+        let acked_ms =
+            (all_acked && !args.no_receipts).then(|| (now_us() - accepted_us) as f64 / 1000.0);
+        let lat: Vec<f64> = col
+            .got
+            .remove(&key)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|us| (us - accepted_us) as f64 / 1000.0)
+            .collect();
+        let round = Round {
+            missing: want.saturating_sub(got),
+            lat,
+            rpc_ms,
+            all_acked_ms: acked_ms,
+        };
+        report_round("herald", r, measured, &round);
+        if !all_in {
+            println!(
+                "    ! round {r}: {} agents did not receive {} within {ROUND_TIMEOUT:?}",
+                round.missing, sent.alert_id
+            );
+        }
+        if !all_acked {
+            println!(
+                "    ! round {r}: only {} of {want} receipts acknowledged within {ACK_TIMEOUT:?}",
+                col.acks - acks0
+            );
+        }
+        if measured {
+            res.rounds.push(round);
+        }
+        tokio::time::sleep(args.pause).await;
+    }
+    res.server_cpu_us = sys::cpu_us(server.pid()).saturating_sub(cpu0.0);
+    res.agents_cpu_us = sum_cpu(&pool.pids()).saturating_sub(cpu0.1);
+    res.rss_after_kib = sys::rss_kib(server.pid());
+    if let Some(mut p) = perf {
+        sys::interrupt(p.id());
+        let _ = p.wait();
+        println!(
+            "  perf data of the measured rounds: {}",
+            args.perf_out
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
+    }
+    // Drain late events so a lost session is counted.
+    col.until(Duration::from_millis(100), |_| false).await;
+    res.lost_sessions = col.lost;
+    pool.stop().await;
+    res.wall_s = start.elapsed().as_secs_f64();
+    Ok(res)
+}
+
+async fn bench_baseline(
+    args: &Args,
+    data_dir: &Path,
+    ca: &str,
+    ids: &[ClientIdentity],
+) -> anyhow::Result<PhaseResult> {
+    let mut res = PhaseResult::default();
+    let start = Instant::now();
+    let mut srv = baseline::Proc::start(data_dir).await?;
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+    let mut col = Collector::new(ev_rx);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    res.rss_before_kib = sys::rss_kib(srv.pid);
+    res.agents_rss_before_kib = sys::rss_kib(std::process::id());
+    let t = Instant::now();
+    let (pool, connected) = Pool::start(Mode::Bare, &srv.url, ca, ids, args, ev_tx).await?;
+    res.connect_s = t.elapsed().as_secs_f64();
+    res.connected = connected;
+    if !pool.workers.is_empty() {
+        // Worker processes: their whole RSS counts (includes each worker's base).
+        res.agents_rss_before_kib = 0;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    res.rss_connected_kib = sys::rss_kib(srv.pid);
+    res.agents_rss_connected_kib = sum_rss(&pool.pids());
+    println!(
+        "  bare TLS: {connected}/{} connections up in {:.1} s; server RSS {} → {} MiB",
+        ids.len(),
+        res.connect_s,
+        res.rss_before_kib / 1024,
+        res.rss_connected_kib / 1024
+    );
+    let mut cpu0 = (0, 0);
+    for r in 0..args.warmup + args.rounds {
+        let measured = r >= args.warmup;
+        if r == args.warmup {
+            cpu0 = (sys::cpu_us(srv.pid), sum_cpu(&pool.pids()));
+        }
+        let key = 1_000_000 + r as u64;
+        let t0 = Instant::now();
+        let accepted_us_exact = srv.push(key).await?;
+        let rpc_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        // Same resolution as Herald's accepted_unix_ms (whole milliseconds).
+        let accepted_us = accepted_us_exact / 1000 * 1000;
+        let all_in = col
+            .until(ROUND_TIMEOUT, |c| c.count(key) >= connected)
+            .await;
+        let got = col.count(key);
+        let lat: Vec<f64> = col
+            .got
+            .remove(&key)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|us| (us - accepted_us) as f64 / 1000.0)
+            .collect();
+        let round = Round {
+            missing: connected.saturating_sub(got),
+            lat,
+            rpc_ms,
+            all_acked_ms: None,
+        };
+        report_round("bare", r, measured, &round);
+        if !all_in {
+            println!(
+                "    ! round {r}: {} connections did not receive the frame within {ROUND_TIMEOUT:?}",
+                round.missing
+            );
+        }
+        if measured {
+            res.rounds.push(round);
+        }
+        tokio::time::sleep(args.pause).await;
+    }
+    res.server_cpu_us = sys::cpu_us(srv.pid).saturating_sub(cpu0.0);
+    res.agents_cpu_us = sum_cpu(&pool.pids()).saturating_sub(cpu0.1);
+    res.rss_after_kib = sys::rss_kib(srv.pid);
+    col.until(Duration::from_millis(100), |_| false).await;
+    res.lost_sessions = col.lost;
+    pool.stop().await;
+    srv.quit().await;
+    res.wall_s = start.elapsed().as_secs_f64();
+    Ok(res)
+}
+
+fn report_round(what: &str, r: usize, measured: bool, round: &Round) {
+    let mut s = round.lat.clone();
+    s.sort_by(f64::total_cmp);
+    let acked = round
+        .all_acked_ms
+        .map(|a| format!(", all receipts acked {a:.0} ms"))
+        .unwrap_or_default();
+    println!(
+        "    {what:6} {} {r:2}: n={} p50 {:.1} p99 {:.1} max {:.1} ms (send {:.1} ms{acked})",
+        if measured { "round " } else { "warmup" },
+        s.len(),
+        pct(&s, 50.0),
+        pct(&s, 99.0),
+        s.last().copied().unwrap_or(f64::NAN),
+        round.rpc_ms,
+    );
+}
+
+struct NResult {
+    n: usize,
+    enroll_s: f64,
+    herald: PhaseResult,
+    bare: Option<PhaseResult>,
+}
+
+async fn bench_n(args: &Args, n: usize) -> anyhow::Result<NResult> {
+    println!("\n== N = {n} agents ==");
+    let dir = tempfile::Builder::new()
+        .prefix("herald-fanout-")
+        .tempdir()?;
+    let ca = ServerProc::init(&args.server_bin, dir.path())?;
+    let server = ServerProc::start(&args.server_bin, dir.path())?;
+    let admin = herald_tests::wait_for("server login", Duration::from_secs(20), || {
+        let (url, ca) = (server.url.clone(), ca.clone());
+        async move { Admin::login(&url, &ca, "admin", PASSWORD).await.ok() }
+    })
+    .await;
+    let root = admin.root().await.id;
+    let token = admin.token(&root, u32::try_from(n)?).await;
+    let t = Instant::now();
+    let ids = enroll_all(&server.url, &ca, &token, n, args.enroll_parallel).await?;
+    let enroll_s = t.elapsed().as_secs_f64();
+    println!(
+        "  enrolled {n} agents in {enroll_s:.1} s ({:.1} ms each)",
+        enroll_s * 1000.0 / n as f64
+    );
+
+    let herald = bench_herald(args, n, &server, &ca, &ids).await?;
+    drop(server);
+    let bare = if args.baseline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Some(bench_baseline(args, dir.path(), &ca, &ids).await?)
+    } else {
+        None
+    };
+    Ok(NResult {
+        n,
+        enroll_s,
+        herald,
+        bare,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Report
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 && a.is_finite() && b.is_finite() {
+        format!("{:.2}×", a / b)
+    } else {
+        "–".into()
+    }
+}
+
+fn print_table(results: &[NResult], args: &Args) {
+    println!("\n=== Quick-alert fan-out: server accepted → agent received (ms) ===");
+    println!(
+        "rounds: {} measured (+{} warm-up) per N and system; percentiles over all samples; \
+         'median rnd' = median over rounds of that round's percentile",
+        args.rounds, args.warmup
+    );
+    for r in results {
+        let h = r.herald.summary();
+        let b = r.bare.as_ref().map(PhaseResult::summary);
+        println!(
+            "\nN = {} (enroll {:.1} s, herald connect {:.1} s{})",
+            r.n,
+            r.enroll_s,
+            r.herald.connect_s,
+            r.bare
+                .as_ref()
+                .map(|b| format!(", bare connect {:.1} s", b.connect_s))
+                .unwrap_or_default()
+        );
+        println!(
+            "{:<34} {:>12} {:>12} {:>10}",
+            "metric", "Herald", "bare TLS", "ratio"
+        );
+        let row = |name: &str, hv: f64, bv: Option<f64>, prec: usize| {
+            let bs = bv
+                .map(|v| format!("{v:.prec$}"))
+                .unwrap_or_else(|| "–".into());
+            let rs = bv.map(|v| ratio(hv, v)).unwrap_or_else(|| "–".into());
+            println!(
+                "{name:<34} {:>12} {bs:>12} {rs:>10}",
+                format!("{hv:.prec$}")
+            );
+        };
+        row("p50 (all samples)", h.p50, b.as_ref().map(|b| b.p50), 1);
+        row("p99 (all samples)", h.p99, b.as_ref().map(|b| b.p99), 1);
+        row("max", h.max, b.as_ref().map(|b| b.max), 1);
+        row(
+            "median rnd p50",
+            h.med_round_p50,
+            b.as_ref().map(|b| b.med_round_p50),
+            1,
+        );
+        row(
+            "median rnd p99",
+            h.med_round_p99,
+            b.as_ref().map(|b| b.med_round_p99),
+            1,
+        );
+        row(
+            "median rnd max",
+            h.med_round_max,
+            b.as_ref().map(|b| b.med_round_max),
+            1,
+        );
+        row(
+            "server RSS / agent (KiB)",
+            h.rss_per_agent_kib,
+            b.as_ref().map(|b| b.rss_per_agent_kib),
+            1,
+        );
+        row(
+            "server RSS / agent after rounds",
+            h.rss_per_agent_after_kib,
+            b.as_ref().map(|b| b.rss_per_agent_after_kib),
+            1,
+        );
+        row(
+            "server CPU / delivery (µs)",
+            h.cpu_us_per_delivery,
+            b.as_ref().map(|b| b.cpu_us_per_delivery),
+            1,
+        );
+        row(
+            "agents RSS / agent (KiB)",
+            h.agents_rss_per_agent_kib,
+            b.as_ref().map(|b| b.agents_rss_per_agent_kib),
+            1,
+        );
+        row(
+            "agents CPU / delivery (µs)",
+            h.agents_cpu_us_per_delivery,
+            b.as_ref().map(|b| b.agents_cpu_us_per_delivery),
+            1,
+        );
+        println!(
+            "samples {} (missing {}), lost sessions {}; send RPC median {:.1} ms; accepted → all receipts acked median {:.0} ms; server RSS {} MiB idle → {} MiB connected → {} MiB after",
+            h.samples,
+            h.missing,
+            r.herald.lost_sessions,
+            h.med_rpc_ms,
+            h.med_all_acked_ms,
+            r.herald.rss_before_kib / 1024,
+            r.herald.rss_connected_kib / 1024,
+            r.herald.rss_after_kib / 1024
+        );
+        if let (Some(b), Some(bp)) = (&b, &r.bare) {
+            println!(
+                "bare samples {} (missing {}), lost connections {}",
+                b.samples, b.missing, bp.lost_sessions
+            );
+        }
+    }
+}
+
+fn json_phase(p: &PhaseResult) -> serde_json::Value {
+    let s = p.summary();
+    json!({
+        "connected": p.connected,
+        "connect_s": p.connect_s,
+        "samples": s.samples,
+        "missing": s.missing,
+        "lost_sessions": p.lost_sessions,
+        "p50_ms": s.p50, "p99_ms": s.p99, "max_ms": s.max,
+        "median_round_p50_ms": s.med_round_p50,
+        "median_round_p99_ms": s.med_round_p99,
+        "median_round_max_ms": s.med_round_max,
+        "round_p99_ms": p.rounds.iter().map(|r| { let mut v = r.lat.clone(); v.sort_by(f64::total_cmp); pct(&v, 99.0) }).collect::<Vec<_>>(),
+        "median_send_rpc_ms": s.med_rpc_ms,
+        "median_all_receipts_acked_ms": if s.med_all_acked_ms.is_finite() { json!(s.med_all_acked_ms) } else { json!(null) },
+        "server_rss_kib": { "before": p.rss_before_kib, "connected": p.rss_connected_kib, "after_rounds": p.rss_after_kib },
+        "server_rss_per_agent_kib": s.rss_per_agent_kib,
+        "server_rss_per_agent_after_rounds_kib": s.rss_per_agent_after_kib,
+        "server_cpu_us_per_delivery": s.cpu_us_per_delivery,
+        "agents_rss_per_agent_kib": s.agents_rss_per_agent_kib,
+        "agents_cpu_us_per_delivery": s.agents_cpu_us_per_delivery,
+        "wall_s": p.wall_s,
+    })
+}
+
+fn write_json(results: &[NResult], args: &Args) -> anyhow::Result<()> {
+    let runs: Vec<serde_json::Value> = results
+        .iter()
+        .map(|r| {
+            let h = r.herald.summary();
+            let b = r.bare.as_ref().map(PhaseResult::summary);
+            json!({
+                "agents": r.n,
+                "enroll_s": r.enroll_s,
+                "herald": json_phase(&r.herald),
+                "bare_tls": r.bare.as_ref().map(json_phase),
+                "ratio_herald_over_bare": b.map(|b| json!({
+                    "p50": h.p50 / b.p50,
+                    "p99": h.p99 / b.p99,
+                    "median_round_p50": h.med_round_p50 / b.med_round_p50,
+                    "median_round_p99": h.med_round_p99 / b.med_round_p99,
+                })),
+            })
+        })
+        .collect();
+    let doc = json!({
+        "benchmark": "quick-alert fan-out, server accepted → agent received",
+        "unix_ms": now_us() / 1000,
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "rounds": args.rounds,
+        "warmup_rounds": args.warmup,
+        "pause_ms": args.pause.as_millis() as u64,
+        "agents_send_receipts": !args.no_receipts,
+        "runs": runs,
+    });
+    if let Some(parent) = args.json.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&args.json, serde_json::to_string_pretty(&doc)?)?;
+    println!("\nJSON summary written to {}", args.json.display());
+    Ok(())
+}
+
+async fn bench_main(args: Args) -> anyhow::Result<()> {
+    println!(
+        "fan-out bench: agents {:?}, {} rounds (+{} warm-up), server {}, {} CPUs, fd limit {}",
+        args.agents,
+        args.rounds,
+        args.warmup,
+        args.server_bin.display(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        sys::nofile()
+    );
+    let mut results = Vec::new();
+    for &n in &args.agents {
+        results.push(bench_n(&args, n).await?);
+        // Print what we have after every N, in case a later one fails.
+        print_table(&results, &args);
+        write_json(&results, &args)?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// The baseline: bare TLS 1.3 push, no HTTP/2, no gRPC, no store
+
+mod baseline {
+    use super::*;
+    use rustls::pki_types::ServerName;
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// The baseline server child process, driven over stdin/stdout.
+    pub struct Proc {
+        child: tokio::process::Child,
+        stdin: tokio::process::ChildStdin,
+        lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+        pub pid: u32,
+        pub url: String,
+    }
+
+    impl Proc {
+        pub async fn start(data_dir: &Path) -> anyhow::Result<Proc> {
+            let mut child = tokio::process::Command::new(std::env::current_exe()?)
+                .arg("--baseline-server")
+                .arg(data_dir)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()?;
+            let stdin = child.stdin.take().expect("stdin");
+            let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+            let first = lines.next_line().await?.unwrap_or_default();
+            let addr = first
+                .strip_prefix("listening on ")
+                .ok_or_else(|| anyhow!("baseline server printed {first:?}"))?;
+            let pid = child.id().unwrap_or(0);
+            Ok(Proc {
+                url: format!("https://{addr}"),
+                child,
+                stdin,
+                lines,
+                pid,
+            })
+        }
+
+        /// Pushes frame `key` to every connection; returns the "accepted"
+        /// time (unix µs) taken right before the push loop.
+        pub async fn push(&mut self, key: u64) -> anyhow::Result<i64> {
+            self.stdin
+                .write_all(format!("push {key}\n").as_bytes())
+                .await?;
+            self.stdin.flush().await?;
+            let line = self.lines.next_line().await?.unwrap_or_default();
+            let f: Vec<&str> = line.split_whitespace().collect();
+            match f.as_slice() {
+                ["pushed", k, us, _sent] if k.parse::<u64>().ok() == Some(key) => Ok(us.parse()?),
+                _ => bail!("baseline server answered {line:?}"),
+            }
+        }
+
+        pub async fn quit(mut self) {
+            let _ = self.stdin.write_all(b"quit\n").await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+            let _ = self.child.start_kill();
+        }
+    }
+
+    fn frame(key: u64) -> Arc<[u8]> {
+        let mut f = Vec::with_capacity(4 + BARE_PAYLOAD);
+        f.extend_from_slice(&(BARE_PAYLOAD as u32).to_be_bytes());
+        f.extend_from_slice(&key.to_be_bytes());
+        f.resize(4 + BARE_PAYLOAD, b'x');
+        f.into()
+    }
+
+    /// `--baseline-server DATA_DIR`: the Herald server's own certificate and
+    /// key, client certificates required and verified against the Herald CA.
+    pub async fn server_main(argv: &[String]) -> anyhow::Result<()> {
+        use herald_proto::tls::{certs_from_pem, key_from_pem, provider};
+        let dir = PathBuf::from(argv.first().ok_or_else(|| anyhow!("data dir missing"))?);
+        let read = |f: &str| std::fs::read_to_string(dir.join("tls").join(f));
+        let ca_certs = certs_from_pem(&read("ca.pem")?)?;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in &ca_certs {
+            roots.add(c.clone())?;
+        }
+        let provider = provider();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()?;
+        let mut chain = certs_from_pem(&read("server.pem")?)?;
+        chain.extend(ca_certs);
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key_from_pem(&read("server.key")?)?)?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        say(&format!("listening on {}", listener.local_addr()?));
+
+        type Conns = Arc<std::sync::Mutex<HashMap<u64, mpsc::Sender<Arc<[u8]>>>>>;
+        let conns: Conns = Arc::default();
+        let accept_conns = conns.clone();
+        tokio::spawn(async move {
+            let mut next_id = 0u64;
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let _ = tcp.set_nodelay(true);
+                next_id += 1;
+                let id = next_id;
+                let acceptor = acceptor.clone();
+                let conns = accept_conns.clone();
+                tokio::spawn(async move {
+                    let Ok(Ok(tls)) =
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+                    else {
+                        return;
+                    };
+                    let (tx, mut rx) = mpsc::channel::<Arc<[u8]>>(256);
+                    conns.lock().expect("lock").insert(id, tx);
+                    let (mut rd, mut wr) = tokio::io::split(tls);
+                    // "Welcome": registered and ready for pushes.
+                    if wr.write_all(&frame(0)).await.is_err() || wr.flush().await.is_err() {
+                        conns.lock().expect("lock").remove(&id);
+                        return;
+                    }
+                    let mut buf = [0u8; 512];
+                    loop {
+                        tokio::select! {
+                            f = rx.recv() => {
+                                let Some(f) = f else { break };
+                                if wr.write_all(&f).await.is_err() || wr.flush().await.is_err() {
+                                    break;
+                                }
+                            }
+                            n = rd.read(&mut buf) => if !matches!(n, Ok(n) if n > 0) { break },
+                        }
+                    }
+                    conns.lock().expect("lock").remove(&id);
+                });
+            }
+        });
+
+        let mut stdin = stdin_lines();
+        while let Some(line) = stdin.recv().await {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            match f.as_slice() {
+                ["push", key] => {
+                    let key: u64 = key.parse()?;
+                    let fr = frame(key);
+                    let accepted = now_us();
+                    let mut sent = 0usize;
+                    {
+                        let conns = conns.lock().expect("lock");
+                        for tx in conns.values() {
+                            if tx.try_send(fr.clone()).is_ok() {
+                                sent += 1;
+                            }
+                        }
+                    }
+                    say(&format!("pushed {key} {accepted} {sent}"));
+                }
+                ["quit"] => break,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_frame(
+        tls: &mut tokio_rustls::client::TlsStream<TcpStream>,
+        buf: &mut Vec<u8>,
+    ) -> std::io::Result<u64> {
+        let mut len = [0u8; 4];
+        tls.read_exact(&mut len).await?;
+        let len = u32::from_be_bytes(len) as usize;
+        if !(8..=64 * 1024).contains(&len) {
+            return Err(std::io::Error::other("bad frame length"));
+        }
+        buf.resize(len, 0);
+        tls.read_exact(buf).await?;
+        Ok(u64::from_be_bytes(buf[..8].try_into().unwrap_or_default()))
+    }
+
+    /// One bare-TLS client: same client configuration and certificate as
+    /// the Herald agent; returns once the welcome frame arrived.
+    pub async fn agent(
+        idx: u32,
+        url: Arc<str>,
+        ca: Arc<str>,
+        id: ClientIdentity,
+        ev: EvTx,
+        mut stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        let cfg = herald_proto::tls::client_config(&ServerTrust::CaPem(ca.to_string()), Some(&id))?;
+        let addr = url.strip_prefix("https://").unwrap_or(&url).to_owned();
+        let tcp = TcpStream::connect(&addr).await?;
+        tcp.set_nodelay(true)?;
+        let host = addr
+            .rsplit_once(':')
+            .map_or(addr.as_str(), |(h, _)| h)
+            .to_owned();
+        let mut tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+            .connect(ServerName::try_from(host)?, tcp)
+            .await?;
+        let mut buf = vec![0u8; BARE_PAYLOAD];
+        if read_frame(&mut tls, &mut buf).await? != 0 {
+            bail!("expected the welcome frame");
+        }
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    r = read_frame(&mut tls, &mut buf) => match r {
+                        Ok(key) => {
+                            let us = now_us();
+                            let _ = ev.send(Ev::Rx { agent: idx, key, us });
+                        }
+                        Err(_) => {
+                            if !*stop.borrow() {
+                                let _ = ev.send(Ev::Lost { agent: idx });
+                            }
+                            break;
+                        }
+                    },
+                }
+            }
+        });
+        Ok(())
+    }
+}
