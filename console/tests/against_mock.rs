@@ -586,7 +586,8 @@ async fn heraldctl(fx: &Fixture, args: &[&str], stdin: &str) -> Run {
         .spawn()
         .unwrap();
     let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.as_bytes()).await.unwrap();
+    // heraldctl may exit without reading its input (e.g. on a usage error).
+    let _ = input.write_all(stdin.as_bytes()).await;
     drop(input);
     let output = child.wait_with_output().await.unwrap();
     Run {

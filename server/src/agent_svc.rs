@@ -230,6 +230,19 @@ impl AgentService for AgentApi {
                 last_seen_ms: now_ms(),
             },
         );
+        // A revocation that committed while this session was being set up
+        // killed whatever was registered then, not this session: look again
+        // now that it is registered (revocation commits before it kills).
+        let revoked_meanwhile = matches!(
+            state.db.get::<ComputerRecord>(Table::Computers, &computer.id),
+            Ok(Some(c)) if c.revoked || c.cert_serial != computer.cert_serial
+        );
+        if revoked_meanwhile {
+            state.hub.kill(
+                &computer.id,
+                Status::permission_denied("this computer was revoked by an admin"),
+            );
+        }
         tracing::info!(computer = %computer.id, conn_id, "agent session opened");
         match crate::alerts::resume(&state, &computer.id, hello.resume_after_seq).await {
             Ok(backlog) => {

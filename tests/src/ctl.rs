@@ -79,7 +79,8 @@ impl Ctl {
         let mut child = cmd.spawn().expect("spawn heraldctl");
         if let Some(input) = stdin {
             let mut pipe = child.stdin.take().unwrap();
-            pipe.write_all(input.as_bytes()).await.unwrap();
+            // heraldctl may exit without reading its input (e.g. on a usage error).
+            let _ = pipe.write_all(input.as_bytes()).await;
             drop(pipe);
         }
         let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())

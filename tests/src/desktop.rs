@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,49 +33,60 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Xvfb on the first free display in `range`.
+/// Xvfb on a display it picks itself (`-displayfd`: it skips displays in
+/// use and reclaims stale lock files). Ended with SIGTERM so it cleans up.
 pub struct Xvfb {
-    _server: KillOnDrop,
+    server: Child,
     pub display: String,
 }
 
-impl Xvfb {
-    pub fn start(range: std::ops::Range<u32>) -> Xvfb {
-        require_tool("Xvfb", "xvfb xauth");
-        for n in range {
-            let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
-            if socket.exists() || Path::new(&format!("/tmp/.X{n}-lock")).exists() {
-                continue;
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.server.id().to_string())
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.server.try_wait() {
+                return;
             }
-            let child = Command::new("Xvfb")
-                .args([
-                    &format!(":{n}"),
-                    "-screen",
-                    "0",
-                    "1024x768x24",
-                    "-nolisten",
-                    "tcp",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start Xvfb");
-            let mut server = KillOnDrop(child);
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(10) {
-                if socket.exists() {
-                    return Xvfb {
-                        _server: server,
-                        display: format!(":{n}"),
-                    };
-                }
-                if server.0.try_wait().expect("poll Xvfb").is_some() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("could not start Xvfb on any free display");
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+impl Xvfb {
+    pub fn start() -> Xvfb {
+        require_tool("Xvfb", "xvfb xauth");
+        let mut server = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1024x768x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start Xvfb");
+        let mut line = String::new();
+        std::io::BufReader::new(server.stdout.take().expect("Xvfb stdout"))
+            .read_line(&mut line)
+            .expect("read the display number from Xvfb");
+        let n: u32 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("Xvfb did not report a display: {line:?}"));
+        Xvfb {
+            server,
+            display: format!(":{n}"),
+        }
     }
 
     /// Screenshot of the whole screen; returns the number of distinct colours.

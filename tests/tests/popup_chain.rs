@@ -10,7 +10,7 @@ use herald_tests::{TestAgent, TestServer, to_all, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alert_pops_up_on_screen_and_is_withdrawn_when_cancelled() {
-    let xvfb = Xvfb::start(80..90);
+    let xvfb = Xvfb::start();
     let desktop = Desktop::start().await;
     let server = TestServer::start().await;
     let admin = server.admin().await;
@@ -60,12 +60,14 @@ async fn alert_pops_up_on_screen_and_is_withdrawn_when_cancelled() {
     assert_eq!(n.urgency, Some(2));
 
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("alert-on-screen.png");
-    let colours = xvfb.screenshot(&shot);
-    assert!(
-        colours > 16,
-        "the screen shows the popup ({colours} colours in {})",
-        shot.display()
-    );
+    // The popup reports "displayed" once it painted; the X server may show
+    // the frame a moment later.
+    let colours = wait_for("the popup on the screen", Duration::from_secs(10), || {
+        let colours = xvfb.screenshot(&shot);
+        async move { (colours > 16).then_some(colours) }
+    })
+    .await;
+    assert!(colours > 16, "{} shows the popup", shot.display());
 
     // A second alert stacks in the same window.
     let second = c

@@ -9,7 +9,7 @@
 #![allow(clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
@@ -37,39 +37,48 @@ fn require_tool(name: &str, package: &str) {
     );
 }
 
-/// Starts Xvfb on the first free display in :90..:99 and waits for its socket.
-fn start_xvfb() -> (KillOnDrop, String) {
-    for n in 90..100 {
-        let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
-        if socket.exists() || Path::new(&format!("/tmp/.X{n}-lock")).exists() {
-            continue;
-        }
-        let child = Command::new("Xvfb")
-            .args([
-                &format!(":{n}"),
-                "-screen",
-                "0",
-                "1024x768x24",
-                "-nolisten",
-                "tcp",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start Xvfb");
-        let mut xvfb = KillOnDrop(child);
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if socket.exists() {
-                return (xvfb, format!(":{n}"));
-            }
-            if xvfb.0.try_wait().expect("poll Xvfb").is_some() {
-                break; // Lost a race for this display; try the next.
-            }
-            std::thread::sleep(POLL);
+/// Starts Xvfb on a display it picks itself (`-displayfd`: it skips
+/// displays in use and reclaims stale lock files) and returns that display.
+fn start_xvfb() -> (Xvfb, String) {
+    let mut child = Command::new("Xvfb")
+        .args([
+            "-displayfd",
+            "1",
+            "-screen",
+            "0",
+            "1024x768x24",
+            "-nolisten",
+            "tcp",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start Xvfb");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("Xvfb stdout"))
+        .read_line(&mut line)
+        .expect("read the display number from Xvfb");
+    let n: u32 = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("Xvfb did not report a display: {line:?}"));
+    (Xvfb(child), format!(":{n}"))
+}
+
+/// Ends Xvfb with SIGTERM so it removes its lock file and socket.
+struct Xvfb(Child);
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        if wait_exit(&mut self.0, Duration::from_secs(5)).is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
         }
     }
-    panic!("could not start Xvfb on any display :90..:99");
 }
 
 /// Reads the popup's stdout lines on a thread.

@@ -42,12 +42,28 @@ impl SledStore {
     /// waits for more batches after the first before it syncs; zero means
     /// it syncs whatever has queued up while the previous sync ran.
     pub fn open(dir: &Path, window: Duration) -> Result<Arc<Self>, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            // Durability comes from the writer's explicit flushes, not a timer.
-            .flush_every_ms(None)
-            .open()
-            .map_err(io)?;
+        // sled releases its file lock from background threads a moment after
+        // the last handle is dropped (e.g. right after `init`, or a previous
+        // server process on its way out), so a held lock is retried briefly.
+        let started = Instant::now();
+        let db = loop {
+            let opened = sled::Config::new()
+                .path(dir)
+                // Durability comes from the writer's explicit flushes, not a timer.
+                .flush_every_ms(None)
+                .open();
+            match opened {
+                Ok(db) => break db,
+                // sled reports a held lock as ErrorKind::Other with this text.
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && started.elapsed() < Duration::from_secs(10) =>
+                {
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                Err(e) => return Err(io(e)),
+            }
+        };
         let tree = db.open_tree("herald").map_err(io)?;
         let data_file = File::open(dir.join("db")).map_err(|e| {
             StoreError::Io(format!(
