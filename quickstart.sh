@@ -70,6 +70,7 @@ if [ ! -f "$LOCAL/agent/agent.toml" ]; then
 fi
 
 echo "==> starting the agent service and this user's session part"
+rm -f "$LOCAL/agent/session.sock"
 "$BIN/herald-agent" service --state-dir "$LOCAL/agent" --socket "$LOCAL/agent/session.sock" \
   >"$LOCAL/agent.out" 2>"$LOCAL/agent.log" &
 echo $! > "$LOCAL/agent.pid"

@@ -141,7 +141,7 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
                 popup,
                 notifications: !no_notifications,
             };
-            herald_agent::session::run(opts).await?;
+            herald_agent::session::run_forever(opts).await;
             Ok(())
         }
         Command::Status { state_dir } => {

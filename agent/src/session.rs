@@ -211,6 +211,32 @@ async fn screen_locked(bus: &mut Option<zbus::Connection>) -> bool {
 /// How often a locked screen is checked again while alerts wait for it.
 const LOCK_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Runs for the whole desktop session: waits for the service if it is not
+/// up yet (the session may start before it), and reconnects when the
+/// service restarts. What was not shown yet is offered again on reconnect.
+pub async fn run_forever(opts: SessionOptions) {
+    let backoff = crate::backoff::Backoff {
+        base: std::time::Duration::from_millis(500),
+        cap: std::time::Duration::from_secs(30),
+    };
+    let mut attempt = 0;
+    loop {
+        let started = std::time::Instant::now();
+        match run(opts.clone()).await {
+            Ok(()) => return,
+            Err(e) => {
+                if started.elapsed() > std::time::Duration::from_secs(10) {
+                    attempt = 0;
+                }
+                let delay = backoff.random_delay(attempt);
+                attempt = attempt.saturating_add(1);
+                tracing::warn!(error = %e, retry_in = ?delay, "session part lost the service");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
 /// Runs until the service goes away.
 pub async fn run(opts: SessionOptions) -> Result<(), SessionError> {
     let mut client = SessionClient::connect(&opts.socket).await?;
