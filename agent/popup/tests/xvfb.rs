@@ -9,6 +9,8 @@
 #![allow(clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Write};
+
+use herald_tests::desktop::{Xvfb, require_tool};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -24,60 +26,6 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-fn require_tool(name: &str, package: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "`{name}` not found on PATH: this test needs it; install it with `apt-get install {package}`"
-    );
-}
-
-/// Starts Xvfb on a display it picks itself (`-displayfd`: it skips
-/// displays in use and reclaims stale lock files) and returns that display.
-fn start_xvfb() -> (Xvfb, String) {
-    let mut child = Command::new("Xvfb")
-        .args([
-            "-displayfd",
-            "1",
-            "-screen",
-            "0",
-            "1024x768x24",
-            "-nolisten",
-            "tcp",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start Xvfb");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("Xvfb stdout"))
-        .read_line(&mut line)
-        .expect("read the display number from Xvfb");
-    let n: u32 = line
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("Xvfb did not report a display: {line:?}"));
-    (Xvfb(child), format!(":{n}"))
-}
-
-/// Ends Xvfb with SIGTERM so it removes its lock file and socket.
-struct Xvfb(Child);
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        if wait_exit(&mut self.0, Duration::from_secs(5)).is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
     }
 }
 
@@ -111,26 +59,12 @@ fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     None
 }
 
-/// Number of distinct colours in a PNG, via imagemagick.
-fn colour_count(png: &Path) -> usize {
-    let out = Command::new("identify")
-        .args(["-format", "%k"])
-        .arg(png)
-        .output()
-        .expect("run identify");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0)
-}
-
 #[test]
 fn real_binary_under_xvfb_shows_persian_and_japanese() {
-    require_tool("Xvfb", "xvfb xauth");
-    require_tool("import", "imagemagick");
     require_tool("identify", "imagemagick");
 
-    let (_xvfb, display) = start_xvfb();
+    let xvfb = Xvfb::start();
+    let display = xvfb.display.clone();
     let popup = Command::new(env!("CARGO_BIN_EXE_herald-agent-popup"))
         .env("DISPLAY", &display)
         .env_remove("WAYLAND_DISPLAY")
@@ -185,13 +119,7 @@ fn real_binary_under_xvfb_shows_persian_and_japanese() {
     let _ = std::fs::remove_file(&shot);
     let start = Instant::now();
     loop {
-        let status = Command::new("import")
-            .args(["-display", &display, "-window", "root"])
-            .arg(&shot)
-            .status()
-            .expect("run import");
-        assert!(status.success(), "import failed: {status}");
-        if colour_count(&shot) > 50 {
+        if xvfb.screenshot(&shot) > 50 {
             break;
         }
         assert!(
