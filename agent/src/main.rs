@@ -39,7 +39,7 @@ enum Command {
         #[arg(long)]
         socket: Option<PathBuf>,
         /// Longest pause between reconnect attempts, e.g. 60s.
-        #[arg(long, default_value = "60s", value_parser = humantime_duration)]
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         max_backoff: Duration,
     },
     /// Run the per-user session part (started in the desktop session).
@@ -59,20 +59,6 @@ enum Command {
         #[arg(long)]
         state_dir: Option<PathBuf>,
     },
-}
-
-fn humantime_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: use e.g. 30s, 5m"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" | "" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("invalid duration {s:?}: use ms, s or m")),
-    }
 }
 
 fn main() -> anyhow::Result<()> {

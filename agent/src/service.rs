@@ -236,7 +236,7 @@ async fn run_session(
                 }
             }
             _ = ticker.tick() => {
-                let hb = pb::Heartbeat { agent_time_unix_ms: now_ms() };
+                let hb = pb::Heartbeat { agent_time_unix_ms: crate::core::now_ms() };
                 if out_tx.send(agent_msg(agent_message::Kind::Heartbeat(hb))).await.is_err() {
                     return SessionEnd::AfterWelcome("the session's send side closed".into());
                 }
@@ -291,11 +291,4 @@ async fn send_receipts(
         }
     }
     true
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

@@ -116,37 +116,33 @@ impl AgentApi {
             certificate_not_after_unix_ms: issued.not_after_ms,
         })
     }
+}
 
-    /// Records what the agent reported and when it was last seen.
-    async fn save_presence(
-        &self,
-        computer: &str,
-        hello: Option<&pb::Hello>,
-        users: &[String],
-    ) -> ApiResult<()> {
-        let Some(mut rec) = self
-            .state
-            .db
-            .get::<ComputerRecord>(Table::Computers, computer)?
-        else {
-            return Ok(());
-        };
-        if rec.revoked {
-            return Ok(());
-        }
-        if let Some(h) = hello {
-            rec.hostname = text("hostname", &h.hostname, 253).unwrap_or(rec.hostname);
-            rec.os = text("os", &h.os, 200).unwrap_or(rec.os);
-            rec.agent_version =
-                text("agent_version", &h.agent_version, 64).unwrap_or(rec.agent_version);
-        }
-        rec.users = users.to_vec();
-        rec.last_seen_ms = now_ms();
-        let mut batch = Batch::new();
-        batch.put_json(Table::Computers, rec.id.clone(), &rec);
-        self.state.db.commit(batch).await?;
-        Ok(())
+/// Records what the agent reported and when it was last seen.
+async fn save_presence(
+    state: &State,
+    computer: &str,
+    hello: Option<&pb::Hello>,
+    users: &[String],
+) -> ApiResult<()> {
+    let Some(mut rec) = state.db.get::<ComputerRecord>(Table::Computers, computer)? else {
+        return Ok(());
+    };
+    if rec.revoked {
+        return Ok(());
     }
+    if let Some(h) = hello {
+        rec.hostname = text("hostname", &h.hostname, 253).unwrap_or(rec.hostname);
+        rec.os = text("os", &h.os, 200).unwrap_or(rec.os);
+        rec.agent_version =
+            text("agent_version", &h.agent_version, 64).unwrap_or(rec.agent_version);
+    }
+    rec.users = users.to_vec();
+    rec.last_seen_ms = now_ms();
+    let mut batch = Batch::new();
+    batch.put_json(Table::Computers, rec.id.clone(), &rec);
+    state.db.commit(batch).await?;
+    Ok(())
 }
 
 fn user_names(users: &[pb::LoggedInUser]) -> Vec<String> {
@@ -200,7 +196,7 @@ impl AgentService for AgentApi {
             Err(_) => return Err(Status::deadline_exceeded("no hello within 10 seconds")),
         };
         let users = user_names(&hello.users);
-        self.save_presence(&computer.id, Some(&hello), &users)
+        save_presence(&self.state, &computer.id, Some(&hello), &users)
             .await
             .map_err(Status::from)?;
 
@@ -263,10 +259,6 @@ impl AgentService for AgentApi {
             }
         }
 
-        let this = AgentApi {
-            state: state.clone(),
-            next_conn: AtomicU64::new(0),
-        };
         let idle_limit = state.config.heartbeat_interval() * 3;
         let mut shutdown = state.shutdown.clone();
         let id = computer.id.clone();
@@ -288,7 +280,7 @@ impl AgentService for AgentApi {
                                 Some(agent_message::Kind::Presence(p)) => {
                                     let users = user_names(&p.users);
                                     state.hub.update(&id, conn_id, |l| l.users = users.clone());
-                                    if let Err(e) = this.save_presence(&id, None, &users).await {
+                                    if let Err(e) = save_presence(&state, &id, None, &users).await {
                                         tracing::warn!(computer = %id, error = %e, "cannot store presence");
                                     }
                                     None
@@ -313,7 +305,7 @@ impl AgentService for AgentApi {
                 let _ = tx.try_send(Err(status));
             }
             if state.hub.deregister(&id, conn_id)
-                && let Err(e) = this.save_presence(&id, None, &[]).await
+                && let Err(e) = save_presence(&state, &id, None, &[]).await
             {
                 tracing::warn!(computer = %id, error = %e, "cannot store last-seen");
             }

@@ -472,6 +472,19 @@ pub fn to_all() -> pb::AlertTarget {
     }
 }
 
+/// The OS user running the tests (name, uid): who the agent service sees
+/// on its local socket.
+pub fn current_user() -> (String, u32) {
+    let id = |flag: &str| {
+        let out = std::process::Command::new("id")
+            .arg(flag)
+            .output()
+            .expect("run id");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    (id("-un"), id("-u").parse().expect("numeric uid"))
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

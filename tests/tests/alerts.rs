@@ -6,8 +6,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use herald_proto::pb;
 use herald_tests::{
-    Admin, FakeUser, PASSWORD, ServerProcess, TestAgent, TestServer, fast_backoff, now_ms, to_all,
-    to_unit, wait_for,
+    Admin, FakeUser, PASSWORD, ServerProcess, TestAgent, TestServer, current_user, fast_backoff,
+    now_ms, to_all, to_unit, wait_for,
 };
 
 fn grant(cap: pb::Capability, unit: &str) -> pb::Grant {
@@ -101,7 +101,7 @@ async fn alert_reaches_its_subtree_only_and_counts_go_live() {
     assert!(
         st.computers
             .iter()
-            .all(|c| c.user == herald_tests_user() && c.displayed_unix_ms >= sent.accepted_unix_ms)
+            .all(|c| c.user == current_user().0 && c.displayed_unix_ms >= sent.accepted_unix_ms)
     );
 
     // Everyone closes it: dismissed, settled, and the watch stream ends.
@@ -126,14 +126,6 @@ async fn alert_reaches_its_subtree_only_and_counts_go_live() {
         .unwrap();
     assert_eq!(users[3].next_alert(true).await.id, second.alert_id);
     assert_eq!(users[3].received, vec![second.alert_id]);
-}
-
-fn herald_tests_user() -> String {
-    let out = std::process::Command::new("id")
-        .arg("-un")
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -448,7 +440,7 @@ async fn agent_killed_between_display_and_receipt_still_reports_and_does_not_sho
             c.displayed == 1
         })
         .await;
-    assert_eq!(st.computers[0].user, herald_tests_user());
+    assert_eq!(st.computers[0].user, current_user().0);
     // Not shown again: the next alert is the first thing the person sees.
     let next = admin.send_alert(vec![to_all()], "Second", 0).await.unwrap();
     assert_eq!(user.next_alert(true).await.id, next.alert_id);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use herald_proto::pb;
 use herald_proto::pb::agent_service_client::AgentServiceClient;
 use herald_proto::tls::{ClientIdentity, ServerTrust};
-use herald_tests::{Admin, TestAgent, TestServer, wait_for};
+use herald_tests::{Admin, TestAgent, TestServer, current_user, now_ms, wait_for};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 
 async fn agent_client(
@@ -76,7 +76,7 @@ async fn two_agents_enroll_into_units_and_show_presence() {
     else {
         panic!("no welcome")
     };
-    let me = nix_user();
+    let me = current_user();
     assert_eq!((user.as_str(), uid), (me.0.as_str(), me.1));
     assert_eq!(computer_id, a1.computer_id);
 
@@ -157,26 +157,6 @@ async fn two_agents_enroll_into_units_and_show_presence() {
         audit.windows(2).all(|w| w[0].seq > w[1].seq),
         "newest first"
     );
-}
-
-fn nix_user() -> (String, u32) {
-    let uid = unsafe_free_uid();
-    let name = std::process::Command::new("id")
-        .arg("-un")
-        .output()
-        .expect("id -un");
-    (String::from_utf8_lossy(&name.stdout).trim().to_owned(), uid)
-}
-
-fn unsafe_free_uid() -> u32 {
-    let out = std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .expect("id -u");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("uid")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -340,13 +320,6 @@ fn cert_facts(der: &[u8]) -> (bool, bool, String) {
         .unwrap_or_default()
         .to_owned();
     (cert.is_ca(), client, cn)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
