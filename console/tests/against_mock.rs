@@ -358,6 +358,7 @@ mock_service! {
         }
     }
     unimplemented {
+        preview_alert_audience(pb::PreviewAlertAudienceRequest) -> pb::PreviewAlertAudienceResponse;
         change_own_password(pb::ChangeOwnPasswordRequest) -> pb::ChangeOwnPasswordResponse;
         rename_org_unit(pb::RenameOrgUnitRequest) -> pb::OrgUnit;
         move_org_unit(pb::MoveOrgUnitRequest) -> pb::OrgUnit;

@@ -1077,6 +1077,14 @@ impl AdminService for AdminApi {
         respond(crate::alerts::send(&self.state, &caller, req.into_inner()).await)
     }
 
+    async fn preview_alert_audience(
+        &self,
+        req: Request<pb::PreviewAlertAudienceRequest>,
+    ) -> Result<Response<pb::PreviewAlertAudienceResponse>, Status> {
+        let caller = self.state.caller(&req)?;
+        respond(crate::alerts::preview(&self.state, &caller, req.get_ref()))
+    }
+
     async fn list_alerts(
         &self,
         req: Request<pb::ListAlertsRequest>,

@@ -126,26 +126,29 @@ fn sender_unit(tree: &OrgTree, units: &BTreeSet<String>) -> String {
     }
 }
 
-pub async fn send(
+/// Who an alert to `targets` goes to, checked against the caller's
+/// "send quick alerts" grants (refused whole, naming the unit).
+struct Audience {
+    /// computer → the unit it is in.
+    computers: BTreeMap<String, String>,
+    /// The targets in words, for the alert record and the audit log.
+    described: Vec<String>,
+    target_units: BTreeSet<String>,
+}
+
+fn resolve_audience(
     state: &State,
     caller: &Caller,
-    req: pb::SendAlertRequest,
-) -> ApiResult<pb::SendAlertResponse> {
-    let now = now_ms();
-    let (title, body, expires) = alert::validate(&req.title, &req.body, req.expires_unix_ms, now)
-        .map_err(|alert::AlertError::Invalid(f, m)| ApiError::Invalid {
-        field: f,
-        message: m,
-    })?;
-    let priority = priority_from_pb(req.priority)?;
-    if req.targets.is_empty() {
+    tree: &OrgTree,
+    targets: &[pb::AlertTarget],
+) -> ApiResult<Audience> {
+    if targets.is_empty() {
         return Err(ApiError::invalid(
             "targets",
             "name at least one org unit, computer, or all",
         ));
     }
-    let tree = state.tree();
-    let g = state.grants(caller, &tree);
+    let g = state.grants(caller, tree);
     let computers: Vec<ComputerRecord> = state
         .db
         .list::<ComputerRecord>(Table::Computers)?
@@ -155,7 +158,7 @@ pub async fn send(
     let mut audience: BTreeMap<String, String> = BTreeMap::new(); // computer → unit
     let mut described = Vec::new();
     let mut target_units = BTreeSet::new();
-    for t in &req.targets {
+    for t in targets {
         match &t.target {
             Some(pb::alert_target::Target::OrgUnitId(u)) => {
                 let u = u.trim();
@@ -198,6 +201,64 @@ pub async fn send(
             _ => return Err(ApiError::invalid("targets", "a target is empty")),
         }
     }
+    Ok(Audience {
+        computers: audience,
+        described,
+        target_units,
+    })
+}
+
+/// Who an alert to these targets would reach, per unit, without sending.
+pub fn preview(
+    state: &State,
+    caller: &Caller,
+    req: &pb::PreviewAlertAudienceRequest,
+) -> ApiResult<pb::PreviewAlertAudienceResponse> {
+    let tree = state.tree();
+    let audience = resolve_audience(state, caller, &tree, &req.targets)?;
+    let mut units: BTreeMap<String, pb::UnitAudience> = BTreeMap::new();
+    let mut online = 0;
+    for (computer, unit) in &audience.computers {
+        let path = tree.path(unit);
+        let u = units
+            .entry(path.clone())
+            .or_insert_with(|| pb::UnitAudience {
+                org_unit_id: unit.clone(),
+                path,
+                computers: 0,
+                online: 0,
+            });
+        u.computers += 1;
+        if state.is_online(computer) {
+            u.online += 1;
+            online += 1;
+        }
+    }
+    Ok(pb::PreviewAlertAudienceResponse {
+        computers: audience.computers.len() as u32,
+        online,
+        units: units.into_values().collect(),
+    })
+}
+
+pub async fn send(
+    state: &State,
+    caller: &Caller,
+    req: pb::SendAlertRequest,
+) -> ApiResult<pb::SendAlertResponse> {
+    let now = now_ms();
+    let (title, body, expires) = alert::validate(&req.title, &req.body, req.expires_unix_ms, now)
+        .map_err(|alert::AlertError::Invalid(f, m)| ApiError::Invalid {
+        field: f,
+        message: m,
+    })?;
+    let priority = priority_from_pb(req.priority)?;
+    let tree = state.tree();
+    let Audience {
+        computers: audience,
+        described,
+        target_units,
+    } = resolve_audience(state, caller, &tree, &req.targets)?;
     let seq = state.db.next_id()?;
     let id = format!("al-{seq}");
     let alert = Alert {

@@ -159,6 +159,41 @@ async fn scope_limits_all_and_out_of_scope_sends_are_refused_whole() {
         .await
         .unwrap();
 
+    // The preview counts what a send would reach, checked the same way.
+    let mut ic = it.client.clone();
+    let preview = ic
+        .preview_alert_audience(it.req(pb::PreviewAlertAudienceRequest {
+            targets: vec![to_all()],
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((preview.computers, preview.online), (2, 0));
+    let per_unit: Vec<(String, u32)> = preview
+        .units
+        .iter()
+        .map(|u| (u.path.clone(), u.computers))
+        .collect();
+    assert_eq!(
+        per_unit,
+        vec![
+            ("/Branches".to_owned(), 1),
+            ("/Branches/Branch 3".to_owned(), 1)
+        ]
+    );
+    let refused_preview = ic
+        .preview_alert_audience(it.req(pb::PreviewAlertAudienceRequest {
+            targets: vec![to_unit(&b3), to_unit(&hr)],
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(refused_preview.code(), tonic::Code::PermissionDenied);
+    assert!(
+        refused_preview.message().contains("/HR"),
+        "{}",
+        refused_preview.message()
+    );
+
     let all = it
         .send_alert(vec![to_all()], "Phishing wave", 0)
         .await
@@ -183,7 +218,6 @@ async fn scope_limits_all_and_out_of_scope_sends_are_refused_whole() {
         "{}",
         refused.message()
     );
-    let mut ic = it.client.clone();
     let listed = ic
         .list_alerts(it.req(pb::ListAlertsRequest { limit: 100 }))
         .await

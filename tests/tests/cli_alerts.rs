@@ -49,6 +49,54 @@ async fn alert_to_a_branch_is_delivered_listed_cancelled_and_watched() {
     let (in_branch3, in_hr) = library_with_agents(&server).await;
     let ctl = logged_in_admin(&server).await;
 
+    // A dry run shows who would get it and sends nothing.
+    let dry = ctl
+        .run(&[
+            "alert",
+            "send",
+            "--to",
+            "org:/Branches",
+            "--title",
+            "t",
+            "--body",
+            "b",
+            "--dry-run",
+        ])
+        .await
+        .ok();
+    let lines: Vec<Vec<&str>> = dry
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], ["UNIT", "COMPUTERS", "ONLINE"], "{dry:#?}");
+    assert_eq!(lines[1], ["/Branches/Branch", "3", "1", "1"], "{dry:#?}");
+    assert_eq!(lines[2], ["total", "1", "1"], "{dry:#?}");
+    assert!(dry.stderr.contains("nothing was sent"), "{dry:#?}");
+    let preview = ctl
+        .json(&[
+            "alert",
+            "send",
+            "--to",
+            "all",
+            "--title",
+            "t",
+            "--body",
+            "b",
+            "--dry-run",
+        ])
+        .await;
+    assert_eq!(preview["computers"], 2, "{preview}");
+    assert_eq!(preview["online"], 2, "{preview}");
+    assert!(
+        ctl.json(&["alert", "list"])
+            .await
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "a dry run stores no alert"
+    );
+
     // The body comes from stdin, in several scripts; stdout is the id alone.
     let body = "Sieć w filii 3 nie działa.\nشبکه قطع است.\nhttps://status.example/branch-3";
     let run = ctl

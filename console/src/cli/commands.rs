@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 
 use super::render::{
     ALERT_HEADERS, AUDIT_HEADERS, COMPUTER_HEADERS, TOKEN_HEADERS, admin_json, alert_rows,
-    alert_status_json, alert_status_text, alert_summary_json, alert_summary_text, audit_json,
-    audit_rows, computer_details, computer_json, computer_rows, fields, grant_rows, grants_line,
-    note, out, out_json, out_json_line, send_alert_json, table, token_json, token_rows, unit_json,
-    unit_tree, watch_line,
+    alert_status_json, alert_status_text, alert_summary_json, alert_summary_text, audience_json,
+    audience_table, audit_json, audit_rows, computer_details, computer_json, computer_rows, fields,
+    grant_rows, grants_line, note, out, out_json, out_json_line, send_alert_json, table,
+    token_json, token_rows, unit_json, unit_tree, watch_line,
 };
 use super::{
     AdminsCommand, AlertCommand, AlertSendArgs, AuditArgs, Cli, Command, ComputersCommand,
@@ -986,6 +986,20 @@ async fn alert_send(ctx: &Ctx, args: AlertSendArgs) -> anyhow::Result<()> {
         Vec::new()
     };
     let targets = resolve_alert_targets(&args.to, &units)?;
+    if args.dry_run {
+        let preview = s
+            .rpc()
+            .preview_alert_audience(pb::PreviewAlertAudienceRequest { targets })
+            .await
+            .map_err(|e| s.fail(e))?
+            .into_inner();
+        if ctx.json {
+            return out_json(&audience_json(&preview));
+        }
+        out(&audience_table(&preview))?;
+        note("dry run: nothing was sent");
+        return Ok(());
+    }
     let sent = s
         .rpc()
         .send_alert(pb::SendAlertRequest {

@@ -379,6 +379,10 @@ pub struct AlertSendArgs {
     /// (e.g. 2025-03-01T14:00:00+01:00)
     #[arg(long, value_name = "TIME", value_parser = parse_until)]
     pub until: Option<i64>,
+    /// Send nothing: show how many computers (and how many online) each
+    /// unit would get it on
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 fn parse_target(input: &str) -> Result<AlertTargetSpec, String> {

@@ -423,6 +423,40 @@ pub(crate) fn send_alert_json(r: &pb::SendAlertResponse) -> Value {
     })
 }
 
+/// Who an alert would reach, per unit, with a total line.
+pub(crate) fn audience_table(p: &pb::PreviewAlertAudienceResponse) -> String {
+    let mut rows: Vec<Vec<String>> = p
+        .units
+        .iter()
+        .map(|u| {
+            vec![
+                u.path.clone(),
+                u.computers.to_string(),
+                u.online.to_string(),
+            ]
+        })
+        .collect();
+    rows.push(vec![
+        "total".into(),
+        p.computers.to_string(),
+        p.online.to_string(),
+    ]);
+    table(&["UNIT", "COMPUTERS", "ONLINE"], &rows)
+}
+
+pub(crate) fn audience_json(p: &pb::PreviewAlertAudienceResponse) -> Value {
+    json!({
+        "computers": p.computers,
+        "online": p.online,
+        "units": p.units.iter().map(|u| json!({
+            "org_unit_id": u.org_unit_id,
+            "path": u.path,
+            "computers": u.computers,
+            "online": u.online,
+        })).collect::<Vec<_>>(),
+    })
+}
+
 /// Whether an alert is still up: `cancelled`, `expired` or `active`.
 pub(crate) fn alert_state(a: &pb::AlertSummary, now_ms: i64) -> &'static str {
     if a.cancelled {
