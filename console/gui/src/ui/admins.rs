@@ -5,7 +5,7 @@ use egui::{RichText, Ui};
 use herald_console::grants::CAPABILITIES;
 use herald_console::pb;
 
-use super::widgets::{capability_name, content, error_text, field, password_field, weak};
+use super::widgets::{capability_name, content, error_text, fields_grid, weak};
 use crate::i18n::{T, Tr};
 use crate::state::{Confirm, Console, Form, GrantDraft, Session};
 
@@ -110,7 +110,7 @@ fn grant_draft_ui(ui: &mut Ui, s: &Session, draft: &mut GrantDraft, tr: Tr, salt
                 .unwrap_or_default()
         };
         egui::ComboBox::from_id_salt(format!("{salt}_scope"))
-            .selected_text(chosen)
+            .selected_text(super::widgets::content_text(ui, &chosen))
             .width(220.0)
             .show_ui(ui, |ui| {
                 if org
@@ -123,7 +123,8 @@ fn grant_draft_ui(ui: &mut Ui, s: &Session, draft: &mut GrantDraft, tr: Tr, salt
                 }
                 for (_, unit) in s.units_with(draft.capability) {
                     let selected = !draft.organisation && draft.unit.as_deref() == Some(&unit.id);
-                    if ui.selectable_label(selected, unit.path.as_str()).clicked() {
+                    let text = super::widgets::content_text(ui, &unit.path);
+                    if ui.selectable_label(selected, text).clicked() {
                         draft.organisation = false;
                         draft.unit = Some(unit.id.clone());
                     }
@@ -160,12 +161,14 @@ fn create_ui(ui: &mut Ui, s: &mut Session, tr: Tr) -> Action {
     ui.heading(tr.t(T::NewAdmin));
     ui.add_space(8.0);
     let v = &mut s.admins_view;
-    field(ui, tr.t(T::Name), &mut v.new_name, "", 240.0);
-    password_field(ui, tr.t(T::Password), &mut v.new_password, 240.0);
-    password_field(
+    fields_grid(
         ui,
-        tr.t(T::RepeatPassword),
-        &mut v.new_password_again,
+        "new_admin",
+        vec![
+            (tr.t(T::Name), &mut v.new_name, false),
+            (tr.t(T::Password), &mut v.new_password, true),
+            (tr.t(T::RepeatPassword), &mut v.new_password_again, true),
+        ],
         240.0,
     );
     ui.add_space(8.0);
@@ -287,16 +290,14 @@ fn detail_ui(ui: &mut Ui, s: &mut Session, tr: Tr, name: &str, now: i64) -> Acti
     }
     ui.separator();
     ui.label(RichText::new(tr.t(T::ResetPassword)).strong());
-    password_field(
+    let v = &mut s.admins_view;
+    fields_grid(
         ui,
-        tr.t(T::Password),
-        &mut s.admins_view.reset_password,
-        240.0,
-    );
-    password_field(
-        ui,
-        tr.t(T::RepeatPassword),
-        &mut s.admins_view.reset_password_again,
+        "reset_password",
+        vec![
+            (tr.t(T::Password), &mut v.reset_password, true),
+            (tr.t(T::RepeatPassword), &mut v.reset_password_again, true),
+        ],
         240.0,
     );
     if ui

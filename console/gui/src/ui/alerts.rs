@@ -226,7 +226,10 @@ fn compose_ui(ui: &mut Ui, c: &mut Console) {
                                 let enabled = *allowed && !inherited && !compose.everyone;
                                 let response = ui.add_enabled(
                                     enabled,
-                                    egui::Checkbox::new(&mut checked, name.as_str()),
+                                    egui::Checkbox::new(
+                                        &mut checked,
+                                        widgets::content_text(ui, &name),
+                                    ),
                                 );
                                 if response.changed() {
                                     if checked {

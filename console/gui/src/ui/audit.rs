@@ -58,12 +58,13 @@ pub fn audit_ui(ui: &mut Ui, c: &mut Console) {
             .map(|(_, u)| (u.id.clone(), u.path.clone()))
             .collect();
         egui::ComboBox::from_id_salt("audit_unit")
-            .selected_text(chosen)
+            .selected_text(super::widgets::content_text(ui, &chosen))
             .width(160.0)
             .show_ui(ui, |ui| {
                 ui.selectable_value(&mut s.audit.unit, None, tr.t(T::AnyUnit));
                 for (id, path) in units {
-                    ui.selectable_value(&mut s.audit.unit, Some(id), path);
+                    let text = super::widgets::content_text(ui, &path);
+                    ui.selectable_value(&mut s.audit.unit, Some(id), text);
                 }
             })
             .response

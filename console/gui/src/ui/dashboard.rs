@@ -2,6 +2,7 @@
 //! alerts with their live delivery progress.
 
 use egui::{RichText, Ui};
+use herald_console::pb;
 
 use super::widgets::{self, cell, columns, content_cell, header_row, row, weak};
 use crate::i18n::T;
@@ -10,18 +11,10 @@ use crate::state::Console;
 const ROW: f32 = 22.0;
 
 pub fn dashboard_ui(ui: &mut Ui, c: &mut Console) {
-    let half = (ui.available_width() - 16.0) / 2.0;
-    let height = ui.available_height();
-    ui.horizontal_top(|ui| {
-        ui.allocate_ui(egui::vec2(half, height), |ui| {
-            ui.set_width(half);
-            presence_ui(ui, c);
-        });
-        ui.separator();
-        ui.allocate_ui(egui::vec2(half, height), |ui| {
-            ui.set_width(half);
-            recent_alerts_ui(ui, c);
-        });
+    ui.columns(2, |cols| {
+        let [left, right] = cols else { return };
+        presence_ui(left, c);
+        recent_alerts_ui(right, c);
     });
 }
 
@@ -83,10 +76,14 @@ fn presence_ui(ui: &mut Ui, c: &mut Console) {
                         );
                         let painter = ui.painter_at(rect);
                         painter.rect_filled(rect, 3.0, ui.visuals().extreme_bg_color);
+                        painter.rect_filled(
+                            rect,
+                            3.0,
+                            widgets::state_color(pb::DeliveryState::Queued, dark),
+                        );
                         let mut on = rect;
                         on.set_width(rect.width() * p.online as f32 / total as f32);
                         painter.rect_filled(on, 3.0, widgets::online_color());
-                        let _ = dark;
                         let text = format!(
                             "{}: {} {}, {} {}",
                             p.name,
@@ -146,7 +143,8 @@ fn recent_alerts_ui(ui: &mut Ui, c: &mut Console) {
                             widgets::priority_name(tr, a.priority),
                             widgets::priority_color(a.priority),
                         );
-                        widgets::content(ui, &a.title);
+                        // Right-hand items first, so a long title is cut
+                        // before it reaches them.
                         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                             if ui.small_button(tr.t(T::Open)).clicked() {
                                 open = Some(a.id.clone());
@@ -160,6 +158,12 @@ fn recent_alerts_ui(ui: &mut Ui, c: &mut Console) {
                             };
                             ui.label(RichText::new(state).weak());
                             ui.label(RichText::new(tr.ago(now, a.accepted_unix_ms)).weak());
+                            ui.with_layout(
+                                egui::Layout::left_to_right(egui::Align::Center),
+                                |ui| {
+                                    widgets::content_cell(ui, &a.title);
+                                },
+                            );
                         });
                     });
                     ui.horizontal(|ui| {

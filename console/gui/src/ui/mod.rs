@@ -40,18 +40,28 @@ pub fn console_ui(ui: &mut Ui, c: &mut Console) {
     confirm_ui(ui, c);
 }
 
+/// The language switch. In a right-to-left layout (the top bar's right
+/// side) the combo box is added first so that the label still reads before it.
 fn lang_ui(ui: &mut Ui, c: &mut Console) {
     let mut lang = c.settings.lang;
-    let label = ui.label(c.tr.t(T::Language));
-    egui::ComboBox::from_id_salt("language")
-        .selected_text(lang.native_name())
-        .show_ui(ui, |ui| {
-            for l in Lang::ALL {
-                ui.selectable_value(&mut lang, l, l.native_name());
-            }
-        })
-        .response
-        .labelled_by(label.id);
+    let combo = |ui: &mut Ui, lang: &mut Lang| {
+        egui::ComboBox::from_id_salt("language")
+            .selected_text(lang.native_name())
+            .show_ui(ui, |ui| {
+                for l in Lang::ALL {
+                    ui.selectable_value(lang, l, l.native_name());
+                }
+            })
+            .response
+    };
+    if ui.layout().prefer_right_to_left() {
+        let response = combo(ui, &mut lang);
+        let label = ui.label(c.tr.t(T::Language));
+        response.labelled_by(label.id);
+    } else {
+        let label = ui.label(c.tr.t(T::Language));
+        combo(ui, &mut lang).labelled_by(label.id);
+    }
     c.set_lang(lang);
 }
 

@@ -98,17 +98,20 @@ fn unit_ui(ui: &mut Ui, c: &mut Console, unit_id: &str) {
     let Some(unit) = s.tree.get(unit_id).cloned() else {
         return;
     };
-    content_heading(ui, &unit.path);
+    content_heading(ui, &unit.name);
     let (total, online) = s.unit_computers(unit_id);
-    ui.label(
-        RichText::new(format!(
-            "{} · {} {}",
-            tr.count(COMPUTERS, u64::from(total)),
-            tr.t(T::Online).to_lowercase(),
-            online
-        ))
-        .weak(),
-    );
+    ui.horizontal_wrapped(|ui| {
+        content(ui, &unit.path);
+        ui.label(
+            RichText::new(format!(
+                "· {} · {} {}",
+                tr.count(COMPUTERS, u64::from(total)),
+                tr.t(T::Online).to_lowercase(),
+                online
+            ))
+            .weak(),
+        );
+    });
     if !s
         .perms
         .allows(pb::Capability::ManageOrgUnits, unit_id, &s.tree)
@@ -184,11 +187,12 @@ fn unit_ui(ui: &mut Ui, c: &mut Console, unit_id: &str) {
                         .map(|(_, u)| (u.id.clone(), u.path.clone()))
                         .collect();
                     egui::ComboBox::from_id_salt("move_unit_to")
-                        .selected_text(chosen)
+                        .selected_text(widgets::content_text(ui, &chosen))
                         .width(220.0)
                         .show_ui(ui, |ui| {
                             for (id, path) in parents {
-                                ui.selectable_value(&mut s.org.move_to, Some(id), path);
+                                let text = widgets::content_text(ui, &path);
+                                ui.selectable_value(&mut s.org.move_to, Some(id), text);
                             }
                         })
                         .response
@@ -239,7 +243,7 @@ fn tokens_ui(ui: &mut Ui, c: &mut Console, unit_id: &str) {
         .id_salt("tokens")
         .default_open(true)
         .show(ui, |ui| {
-            ui.horizontal(|ui| {
+            ui.horizontal_wrapped(|ui| {
                 field(
                     ui,
                     tr.t(T::ValidFor),
@@ -343,7 +347,7 @@ fn computers_ui(ui: &mut Ui, c: &mut Console) {
         return;
     }
     ui.separator();
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         ui.label(RichText::new(tr.t(T::Computers)).strong());
         ui.add_space(12.0);
         field(
@@ -542,11 +546,12 @@ fn computer_ui(ui: &mut Ui, c: &mut Console) {
                 .map(|(_, u)| (u.id.clone(), u.path.clone()))
                 .collect();
             egui::ComboBox::from_id_salt("move_computer_to")
-                .selected_text(chosen)
+                .selected_text(widgets::content_text(ui, &chosen))
                 .width(180.0)
                 .show_ui(ui, |ui| {
                     for (id, path) in targets {
-                        ui.selectable_value(&mut s.org.computer_move_to, Some(id), path);
+                        let text = widgets::content_text(ui, &path);
+                        ui.selectable_value(&mut s.org.computer_move_to, Some(id), text);
                     }
                 })
                 .response

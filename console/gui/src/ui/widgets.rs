@@ -24,6 +24,18 @@ pub fn content(ui: &mut Ui, text: &str) -> Response {
     }
 }
 
+/// Content text for any widget's label, reordered for display if it holds
+/// right-to-left script.
+pub fn content_text(ui: &Ui, text: &str) -> egui::WidgetText {
+    if has_rtl(text) {
+        let font = TextStyle::Body.resolve(ui.style());
+        let color = ui.visuals().text_color();
+        bidi_line_job(text, font, color).into()
+    } else {
+        text.into()
+    }
+}
+
 /// Content text as a selectable row entry.
 pub fn content_selectable(ui: &mut Ui, selected: bool, text: &str) -> Response {
     if has_rtl(text) {
@@ -60,18 +72,24 @@ pub fn field(ui: &mut Ui, label: &str, value: &mut String, hint: &str, width: f3
     .inner
 }
 
-/// A label and a password field named by it.
-pub fn password_field(ui: &mut Ui, label: &str, value: &mut String, width: f32) -> Response {
-    ui.horizontal(|ui| {
-        let label = ui.label(label);
-        ui.add(
-            egui::TextEdit::singleline(value)
-                .password(true)
-                .desired_width(width),
-        )
-        .labelled_by(label.id)
-    })
-    .inner
+/// Text fields one under another, labels in one column so the fields line
+/// up. Each is (label, value, is a password).
+pub fn fields_grid(ui: &mut Ui, id: &str, fields: Vec<(&str, &mut String, bool)>, width: f32) {
+    egui::Grid::new(id)
+        .num_columns(2)
+        .spacing([12.0, 6.0])
+        .show(ui, |ui| {
+            for (label, value, secret) in fields {
+                let label = ui.label(label);
+                ui.add(
+                    egui::TextEdit::singleline(value)
+                        .password(secret)
+                        .desired_width(width),
+                )
+                .labelled_by(label.id);
+                ui.end_row();
+            }
+        });
 }
 
 /// An error message in the theme's error colour.
@@ -85,14 +103,27 @@ pub fn weak(ui: &mut Ui, text: &str) {
     ui.label(RichText::new(text).weak());
 }
 
-/// Column widths that fill `total`: fixed widths for all but the last
-/// column, which gets the rest (at least `min_last`).
+/// Column widths that fill `total`: the given widths for all but the last
+/// column, which gets the rest (at least `min_last`). When the window is
+/// too narrow, the given widths shrink in proportion so nothing is cut off
+/// at the right edge.
 pub fn columns(total: f32, fixed: &[f32], min_last: f32) -> Vec<f32> {
-    let used: f32 = fixed.iter().sum::<f32>() + 8.0 * fixed.len() as f32;
-    let mut out = fixed.to_vec();
-    out.push((total - used).max(min_last));
+    let spacing = ROW_SPACING * fixed.len() as f32;
+    let wanted: f32 = fixed.iter().sum();
+    let room = (total - spacing - min_last).max(0.0);
+    let scale = if wanted > room && wanted > 0.0 {
+        room / wanted
+    } else {
+        1.0
+    };
+    let mut out: Vec<f32> = fixed.iter().map(|w| (w * scale).floor()).collect();
+    let used: f32 = out.iter().sum::<f32>() + spacing;
+    out.push((total - used).max(min_last).floor());
     out
 }
+
+/// Horizontal space between table cells.
+const ROW_SPACING: f32 = 8.0;
 
 /// One table row of cells of the given widths, aligned across rows.
 pub fn row(
@@ -102,7 +133,7 @@ pub fn row(
     mut cell: impl FnMut(&mut Ui, usize),
 ) -> Response {
     ui.horizontal(|ui| {
-        ui.spacing_mut().item_spacing.x = 8.0;
+        ui.spacing_mut().item_spacing.x = ROW_SPACING;
         for (i, width) in widths.iter().enumerate() {
             ui.allocate_ui_with_layout(
                 vec2(*width, height),
@@ -244,11 +275,14 @@ pub fn counts_legend(ui: &mut Ui, tr: Tr, counts: &pb::AlertCounts) {
 
 /// A small coloured tag: a priority, "online", "revoked".
 pub fn tag(ui: &mut Ui, text: &str, color: Color32) -> Response {
-    ui.label(
-        RichText::new(text)
-            .color(color)
-            .font(FontId::proportional(12.5))
-            .strong(),
+    ui.add(
+        egui::Label::new(
+            RichText::new(text)
+                .color(color)
+                .font(FontId::proportional(12.5))
+                .strong(),
+        )
+        .truncate(),
     )
 }
 
@@ -298,6 +332,15 @@ mod tests {
     #[test]
     fn last_column_takes_the_rest() {
         assert_eq!(columns(500.0, &[100.0, 100.0], 50.0), [100.0, 100.0, 284.0]);
-        assert_eq!(columns(100.0, &[100.0], 50.0), [100.0, 50.0]);
+        // Too narrow: the given columns shrink, the last keeps its minimum.
+        assert_eq!(columns(258.0, &[200.0, 100.0], 50.0), [128.0, 64.0, 50.0]);
+        for total in [100.0, 640.0, 1280.0] {
+            let widths = columns(total, &[180.0, 180.0, 70.0, 110.0], 80.0);
+            let sum: f32 = widths.iter().sum::<f32>() + ROW_SPACING * 4.0;
+            assert!(
+                sum <= total.max(80.0 + ROW_SPACING * 4.0) + 0.5,
+                "{total}: {widths:?}"
+            );
+        }
     }
 }
