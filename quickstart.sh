@@ -17,7 +17,7 @@ URL="https://$ADDR"
 BIN="$ROOT/target/debug"
 
 stop() {
-  for name in session agent server; do
+  for name in console session agent server; do
     if [ -f "$LOCAL/$name.pid" ]; then
       kill "$(cat "$LOCAL/$name.pid")" 2>/dev/null || true
       rm -f "$LOCAL/$name.pid"
@@ -84,6 +84,15 @@ for _ in $(seq 1 100); do
 done
 echo
 "$BIN/heraldctl" computers list
+
+# With a desktop, open the admin console logged in with heraldctl's session
+# (no password is passed or stored).
+CONSOLE_NOTE="open it with:  $BIN/herald-console --cli-session"
+if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+  "$BIN/herald-console" --cli-session >"$LOCAL/console.log" 2>&1 &
+  echo $! > "$LOCAL/console.pid"
+  CONSOLE_NOTE="opened on your screen; again later with:  $BIN/herald-console --cli-session"
+fi
 cat <<EOT
 
 Herald is running locally.
@@ -93,5 +102,6 @@ Herald is running locally.
   send an alert: $BIN/heraldctl alert send --to all --title "Hello" --body "First alert"
                  (with a desktop session it pops up on this screen at once)
   try also:      $BIN/heraldctl alert list; $BIN/heraldctl org list; $BIN/heraldctl audit
+  admin console: $CONSOLE_NOTE
   stop:          ./quickstart.sh stop     (reset: ./quickstart.sh reset)
 EOT

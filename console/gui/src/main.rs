@@ -32,6 +32,9 @@ struct Args {
     /// Log in with the session saved by `heraldctl login`.
     #[arg(long)]
     cli_session: bool,
+    /// Initial window size in points, WIDTHxHEIGHT.
+    #[arg(long, value_parser = parse_size, default_value = "1200x760")]
+    window_size: (f32, f32),
     /// Where the console keeps its settings (default: the platform config
     /// dir, or $HERALD_CONSOLE_HOME).
     #[arg(long)]
@@ -111,7 +114,7 @@ fn main() -> ExitCode {
         viewport: egui::ViewportBuilder::default()
             .with_title("Herald console")
             .with_app_id("herald-console")
-            .with_inner_size([1200.0, 760.0])
+            .with_inner_size([args.window_size.0, args.window_size.1])
             .with_min_inner_size([820.0, 520.0]),
         ..Default::default()
     };
@@ -127,6 +130,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn parse_size(text: &str) -> Result<(f32, f32), String> {
+    let (w, h) = text
+        .split_once('x')
+        .ok_or_else(|| format!("invalid size {text:?}: use WIDTHxHEIGHT, e.g. 1200x760"))?;
+    let number = |s: &str| {
+        s.trim()
+            .parse::<f32>()
+            .ok()
+            .filter(|v| *v >= 100.0)
+            .ok_or_else(|| format!("invalid size {text:?}: use WIDTHxHEIGHT, each at least 100"))
+    };
+    Ok((number(w)?, number(h)?))
 }
 
 /// The session heraldctl saved, if it is still valid.

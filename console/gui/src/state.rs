@@ -624,6 +624,7 @@ impl Console {
         self.login.error = None;
         self.login.password.clear();
         let user = me.name.clone();
+        tracing::info!(%server, %user, "logged in");
         let mut session = Session::new(server.clone(), user.clone(), me);
         if let Some(old) = self.stashed.take()
             && old.server == server
