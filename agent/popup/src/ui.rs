@@ -220,6 +220,15 @@ pub fn bidi_line_job(text: &str, font: FontId, color: Color32) -> LayoutJob {
     pieces_job(&pieces, &[], &font, color, color)
 }
 
+/// One paragraph on one line in visual order, its direction taken from its
+/// first strong character (a Persian title reads from the right edge), as a
+/// layout job without wrapping.
+pub fn bidi_paragraph_job(text: &str, font: FontId, color: Color32) -> LayoutJob {
+    let para = BidiParagraph::new(text);
+    let pieces = para.visual_pieces(0..text.len(), &[]);
+    pieces_job(&pieces, &[], &font, color, color)
+}
+
 /// Builds a job with one section per piece, so each is shaped on its own.
 fn pieces_job(
     pieces: &[Piece],

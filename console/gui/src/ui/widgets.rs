@@ -7,7 +7,7 @@ use egui::{
 };
 use herald_console::pb;
 use herald_popup::bidi::has_rtl;
-use herald_popup::ui::bidi_line_job;
+use herald_popup::ui::{bidi_line_job, bidi_paragraph_job};
 
 use crate::i18n::{T, Tr};
 
@@ -164,15 +164,51 @@ pub fn cell(ui: &mut Ui, text: impl Into<egui::WidgetText>) -> Response {
     ui.add(egui::Label::new(text).truncate())
 }
 
-/// A content cell (see [`content`]), cut when too wide.
+/// A content cell (see [`content`]), cut with "…" when too wide.
+///
+/// Right-to-left text is cut at its logical end before it is reordered, so
+/// a Persian title loses its last words (on the left) rather than its first
+/// ones; egui's own truncation would cut the right edge, where it starts.
 pub fn content_cell(ui: &mut Ui, text: &str) -> Response {
-    if has_rtl(text) {
-        let font = TextStyle::Body.resolve(ui.style());
-        let color = ui.visuals().text_color();
-        ui.add(egui::Label::new(bidi_line_job(text, font, color)).truncate())
-    } else {
-        cell(ui, text)
+    if !has_rtl(text) {
+        return cell(ui, text);
     }
+    let font = TextStyle::Body.resolve(ui.style());
+    let color = ui.visuals().text_color();
+    let job = |t: &str| {
+        if t.starts_with('/') {
+            // A unit path reads left to right whatever its names are.
+            bidi_line_job(t, font.clone(), color)
+        } else {
+            bidi_paragraph_job(t, font.clone(), color)
+        }
+    };
+    let room = ui.available_width();
+    let width = |ui: &Ui, t: &str| ui.fonts_mut(|f| f.layout_job(job(t))).size().x;
+    let mut shown = text.to_owned();
+    if width(ui, text) > room {
+        let ends: Vec<usize> = text.char_indices().map(|(i, _)| i).skip(1).collect();
+        // The longest prefix that fits with the ellipsis (binary search).
+        let (mut lo, mut hi) = (0usize, ends.len());
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            let candidate = format!("{}…", text[..ends[mid - 1]].trim_end());
+            if width(ui, &candidate) <= room {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        shown = match lo {
+            0 => "…".to_owned(),
+            n => format!("{}…", text[..ends[n - 1]].trim_end()),
+        };
+    }
+    let response = ui.add(egui::Label::new(job(&shown)).truncate());
+    // Screen readers get the whole text in logical order.
+    let full = text.to_owned();
+    response.widget_info(move || WidgetInfo::labeled(egui::Role::Label, true, &full));
+    response
 }
 
 /// The colour of a delivery state in bars and tables.
