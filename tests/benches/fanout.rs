@@ -14,10 +14,23 @@
 //! no store) writes one small frame to every connection per round; its
 //! figures and the Herald/baseline ratios are printed too.
 //!
+//! Also in the same run, the same workload on two peer brokers (see
+//! `fanout/peers.rs`): NATS server and Mosquitto, each started by the bench
+//! with a generated configuration requiring mutual TLS, with N subscribers
+//! (async-nats, rumqttc; one TCP + TLS connection and one client
+//! certificate each) and one publisher; Herald/peer ratios are printed.
+//! Install the brokers with `bash tests/benches/install-peers.sh`.
+//!
+//! With `--slow-percent P`, each N is run once more with P % of the Herald
+//! agents no longer reading their connection after the warm-up, to show the
+//! server's memory stays bounded and the other agents' latency does not move.
+//!
 //! ```text
+//! bash tests/benches/install-peers.sh                # nats-server, mosquitto
 //! cargo build --release -p herald-server
 //! cargo bench -p herald-tests --bench fanout -- --agents 1000,10000 --rounds 20
 //! cargo bench -p herald-tests --bench fanout -- --agents 200 --rounds 5     # smoke run
+//! cargo bench -p herald-tests --bench fanout -- --agents 10000 --slow-percent 1
 //! ```
 //!
 //! Options: `--agents LIST` (default 1000,10000), `--rounds R` (20),
@@ -30,6 +43,11 @@
 //! (agents do not answer deliveries), `--perf-out FILE` (runs `perf record`
 //! on the Herald server during the measured rounds; extra perf arguments in
 //! `FANOUT_PERF_ARGS`, default `-F 999`).
+//!
+//! Peers: `--peers LIST` (`nats,mosquitto`, or `none`; default: each one
+//! whose broker binary is installed, with a note for any that is not; a peer
+//! named explicitly must be installed), `--nats-bin PATH`,
+//! `--mosquitto-bin PATH`. Slow agents: `--slow-percent P` (e.g. 1).
 //!
 //! Only 127.0.0.1 is used; every phase is bounded in time.
 
@@ -53,12 +71,24 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, watch};
 
+#[path = "fanout/peers.rs"]
+mod peers;
+use peers::Peer;
+
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(20);
 const ROUND_TIMEOUT: Duration = Duration::from_secs(30);
 const ACK_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Size of the baseline frame payload, about a Herald alert delivery.
 const BARE_PAYLOAD: usize = 200;
+/// How the peers are measured, printed and put in the JSON summary.
+const PEER_METHOD: &str = "mutual TLS 1.3 with one client certificate per subscriber (P-256); \
+    NATS: core publish/subscribe, one subject; Mosquitto: MQTT 3.1.1, QoS 1 both ways \
+    (subscribers acknowledge each message, like Herald's receipts); accepted = publisher's \
+    clock right after the publish call returned, rounded down to the millisecond";
+/// How long after slow agents stop reading the server is looked at again:
+/// it pings every 30 s and drops a connection 20 s after an unanswered ping.
+const SLOW_HOLD_S: u64 = 65;
 
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -103,6 +133,13 @@ struct Args {
     no_receipts: bool,
     /// Record the Herald server with `perf record` during measured rounds.
     perf_out: Option<PathBuf>,
+    /// Peer brokers to run the same workload on, with their binaries.
+    peers: Vec<(Peer, PathBuf)>,
+    /// Peers left out because their broker is not installed (default only).
+    peers_missing: Vec<Peer>,
+    /// Share of Herald agents (percent) that stop reading after the warm-up,
+    /// in an extra run of each N.
+    slow_percent: Option<f64>,
 }
 
 /// `target/` when run as `target/release/deps/fanout-<hash>`.
@@ -137,7 +174,12 @@ impl Args {
             baseline: true,
             no_receipts: false,
             perf_out: None,
+            peers: vec![],
+            peers_missing: vec![],
+            slow_percent: None,
         };
+        let mut peers_asked: Option<Vec<Peer>> = None;
+        let mut peer_bins: HashMap<&str, PathBuf> = HashMap::new();
         let mut it = argv.iter();
         while let Some(flag) = it.next() {
             let mut value = || {
@@ -166,6 +208,27 @@ impl Args {
                 "--no-baseline" => a.baseline = false,
                 "--no-receipts" => a.no_receipts = true,
                 "--perf-out" => a.perf_out = Some(value()?.into()),
+                "--peers" => {
+                    let v = value()?;
+                    peers_asked = Some(if v == "none" {
+                        vec![]
+                    } else {
+                        v.split(',').map(Peer::parse).collect::<Result<_, _>>()?
+                    });
+                }
+                "--nats-bin" => {
+                    peer_bins.insert("nats", value()?.into());
+                }
+                "--mosquitto-bin" => {
+                    peer_bins.insert("mosquitto", value()?.into());
+                }
+                "--slow-percent" => {
+                    let p: f64 = value()?.parse().context("--slow-percent takes a number")?;
+                    if !(p > 0.0 && p <= 50.0) {
+                        bail!("--slow-percent must be within (0, 50]");
+                    }
+                    a.slow_percent = Some(p);
+                }
                 other => bail!("unknown option {other:?} (see the top of tests/benches/fanout.rs)"),
             }
         }
@@ -177,6 +240,22 @@ impl Args {
         }
         if a.per_process == 0 || a.per_process > 19000 {
             bail!("--agents-per-process must be within 1..=19000 (20,000 descriptors per process)");
+        }
+        let explicit = peers_asked.is_some();
+        for peer in peers_asked.unwrap_or_else(|| Peer::ALL.to_vec()) {
+            if a.peers.iter().any(|(p, _)| *p == peer) {
+                continue;
+            }
+            let bin = match peer_bins.get(peer.name()) {
+                Some(b) if b.is_file() => Some(b.clone()),
+                Some(b) => bail!("{} does not exist ({})", b.display(), peer.missing()),
+                None => peer.find_binary(),
+            };
+            match bin {
+                Some(bin) => a.peers.push((peer, bin)),
+                None if explicit => bail!("{}", peer.missing()),
+                None => a.peers_missing.push(peer),
+            }
         }
         if !a.server_bin.exists() {
             bail!(
@@ -259,6 +338,20 @@ mod sys {
             .unwrap_or(0)
     }
 
+    /// Open sockets of a process.
+    pub fn sockets(pid: u32) -> u64 {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| {
+                        std::fs::read_link(e.path())
+                            .is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+                    })
+                    .count() as u64
+            })
+            .unwrap_or(0)
+    }
+
     /// User + system CPU time of a process, in microseconds.
     pub fn cpu_us(pid: u32) -> u64 {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -295,6 +388,10 @@ type EvTx = mpsc::UnboundedSender<Ev>;
 enum Mode {
     Herald,
     Bare,
+    /// NATS subscribers (async-nats).
+    Nats,
+    /// MQTT subscribers (rumqttc) of Mosquitto.
+    Mqtt,
 }
 
 impl Mode {
@@ -302,13 +399,64 @@ impl Mode {
         match self {
             Mode::Herald => "herald",
             Mode::Bare => "bare",
+            Mode::Nats => "nats",
+            Mode::Mqtt => "mosquitto",
         }
+    }
+
+    fn parse(s: &str) -> anyhow::Result<Mode> {
+        [Mode::Herald, Mode::Bare, Mode::Nats, Mode::Mqtt]
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| anyhow!("worker: unknown mode {s:?}"))
+    }
+}
+
+/// Which Herald agents stop reading after the warm-up: every `every`-th
+/// (agent index divisible by it); none when `every` is 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct SlowPlan {
+    every: usize,
+}
+
+impl SlowPlan {
+    const NONE: SlowPlan = SlowPlan { every: 0 };
+
+    fn percent(p: f64) -> SlowPlan {
+        SlowPlan {
+            every: ((100.0 / p).round() as usize).max(1),
+        }
+    }
+
+    fn is_slow(self, idx: u32) -> bool {
+        self.every > 0 && (idx as usize).is_multiple_of(self.every)
+    }
+
+    /// Slow agents among indices `0..n`.
+    fn count(self, n: usize) -> usize {
+        if self.every == 0 {
+            0
+        } else {
+            n.div_ceil(self.every)
+        }
+    }
+}
+
+/// Resolves once `go_slow` turns true; never without a receiver or when
+/// its sender is gone.
+async fn slow_signal(go_slow: &mut Option<watch::Receiver<bool>>) {
+    let Some(rx) = go_slow else {
+        return std::future::pending().await;
+    };
+    if rx.wait_for(|v| *v).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
 /// One Herald agent: its own TLS connection with its own client certificate,
 /// one `Session` stream. Returns once `Welcome` arrived; the session then
 /// runs in a task until `stop` changes.
+#[allow(clippy::too_many_arguments)]
 async fn herald_agent(
     idx: u32,
     url: Arc<str>,
@@ -317,9 +465,16 @@ async fn herald_agent(
     ev: EvTx,
     mut stop: watch::Receiver<bool>,
     receipts: bool,
+    mut go_slow: Option<watch::Receiver<bool>>,
 ) -> anyhow::Result<()> {
     let cfg = herald_proto::tls::client_config(&ServerTrust::CaPem(ca.to_string()), Some(&id))?;
-    let channel = herald_proto::tls::connect(&url, cfg).await?;
+    // A slow agent's socket is read through a gate the agent closes when it
+    // goes slow; the others connect exactly as the real agent does.
+    let gate = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let channel = match go_slow {
+        None => herald_proto::tls::connect(&url, cfg).await?,
+        Some(_) => slow::connect(&url, cfg, gate.clone()).await?,
+    };
     let (tx, rx) = mpsc::channel::<pb::AgentMessage>(64);
     tx.send(pb::AgentMessage {
         kind: Some(agent_message::Kind::Hello(pb::Hello {
@@ -347,9 +502,18 @@ async fn herald_agent(
         // Spread heartbeats over the interval, as real agents would be.
         let phase = Duration::from_millis(u64::from(idx) * 7919 % 20_000);
         let mut hb = tokio::time::interval_at(tokio::time::Instant::now() + phase, HEARTBEAT_EVERY);
+        let mut stalled = false;
         loop {
             tokio::select! {
                 _ = stop.changed() => break,
+                _ = slow_signal(&mut go_slow) => {
+                    // From now on nothing reads this connection: not the
+                    // stream, not the socket (so no HTTP/2 ping is answered
+                    // either). It stays open until the phase ends.
+                    gate.store(true, std::sync::atomic::Ordering::SeqCst);
+                    stalled = true;
+                    break;
+                }
                 _ = hb.tick() => {
                     let _ = tx.try_send(pb::AgentMessage {
                         kind: Some(agent_message::Kind::Heartbeat(pb::Heartbeat {
@@ -389,8 +553,101 @@ async fn herald_agent(
                 },
             }
         }
+        if stalled {
+            let _ = stop.changed().await;
+        }
+        drop((tx, inbound));
     });
     Ok(())
+}
+
+/// The connection of a slow agent: like `herald_proto::tls::connect`, but
+/// reading the socket through a gate, and without client keep-alive pings
+/// (a stuck machine sends none; noticing it is the server's job).
+mod slow {
+    use std::io;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{Context, Poll};
+
+    use anyhow::anyhow;
+    use rustls::pki_types::ServerName;
+    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+    use tokio::net::TcpStream;
+    use tonic::transport::{Channel, Endpoint, Uri};
+
+    /// A TCP stream whose reads stop for good once `closed` is set: a read
+    /// then stays pending and registers no wake-up.
+    struct Gated {
+        tcp: TcpStream,
+        closed: Arc<AtomicBool>,
+    }
+
+    impl AsyncRead for Gated {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let this = self.get_mut();
+            if this.closed.load(Ordering::SeqCst) {
+                return Poll::Pending;
+            }
+            Pin::new(&mut this.tcp).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for Gated {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+        }
+    }
+
+    pub async fn connect(
+        url: &str,
+        config: rustls::ClientConfig,
+        closed: Arc<AtomicBool>,
+    ) -> anyhow::Result<Channel> {
+        let uri: Uri = url.parse()?;
+        let config = Arc::new(config);
+        Endpoint::from(uri)
+            .tcp_nodelay(true)
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .connect_with_connector(tower::service_fn(move |uri: Uri| {
+                let (config, closed) = (config.clone(), closed.clone());
+                async move {
+                    let host = uri
+                        .host()
+                        .ok_or_else(|| io::Error::other("no host"))?
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .to_owned();
+                    let port = uri.port_u16().ok_or_else(|| io::Error::other("no port"))?;
+                    let tcp = TcpStream::connect((host.as_str(), port)).await?;
+                    tcp.set_nodelay(true)?;
+                    let name = ServerName::try_from(host).map_err(io::Error::other)?;
+                    let tls = tokio_rustls::TlsConnector::from(config)
+                        .connect(name, Gated { tcp, closed })
+                        .await?;
+                    Ok::<_, io::Error>(hyper_util::rt::TokioIo::new(tls))
+                }
+            }))
+            .await
+            .map_err(|e| anyhow!("connect: {e}"))
+    }
 }
 
 /// Connects agents `first_idx..` (one per identity), `parallel` at a time.
@@ -406,6 +663,7 @@ async fn connect_agents(
     ev: EvTx,
     stop: watch::Receiver<bool>,
     receipts: bool,
+    slow: (SlowPlan, watch::Receiver<bool>),
 ) -> (usize, usize, Option<String>) {
     let url: Arc<str> = url.into();
     let ca: Arc<str> = ca.into();
@@ -413,11 +671,16 @@ async fn connect_agents(
         .map(|(i, id)| {
             let (url, ca, ev, stop) = (url.clone(), ca.clone(), ev.clone(), stop.clone());
             let idx = first_idx + i as u32;
+            let go_slow = slow.0.is_slow(idx).then(|| slow.1.clone());
             async move {
                 let fut = async {
                     match mode {
-                        Mode::Herald => herald_agent(idx, url, ca, id, ev, stop, receipts).await,
+                        Mode::Herald => {
+                            herald_agent(idx, url, ca, id, ev, stop, receipts, go_slow).await
+                        }
                         Mode::Bare => baseline::agent(idx, url, ca, id, ev, stop).await,
+                        Mode::Nats => peers::nats_subscriber(idx, url, ca, id, ev, stop).await,
+                        Mode::Mqtt => peers::mqtt_subscriber(idx, url, ca, id, ev, stop).await,
                     }
                 };
                 tokio::time::timeout(CONNECT_TIMEOUT, fut)
@@ -443,8 +706,11 @@ async fn connect_agents(
 // Agent worker processes (only when N > --agents-per-process)
 
 /// `--agent-worker --mode M --url U --ca-file F --ids-file F --first-idx I
-/// --parallel P`: connects its agents, prints `ready OK FAILED`, then one
-/// line per event (`r AGENT KEY US`, `a`, `l AGENT`) until stdin closes.
+/// --parallel P --receipts yes|no --slow-every E`: connects its agents,
+/// prints `ready OK FAILED`, then one line per event (`r AGENT KEY US`, `a`,
+/// `l AGENT`) until stdin closes. A `slow` line on stdin makes its slow
+/// agents stop reading. `M` is herald, bare, nats or mosquitto (for the
+/// peers, `U` is the broker's host:port).
 async fn worker_main(argv: &[String]) -> anyhow::Result<()> {
     let mut opts: HashMap<&str, &str> = HashMap::new();
     for pair in argv.chunks(2) {
@@ -457,11 +723,7 @@ async fn worker_main(argv: &[String]) -> anyhow::Result<()> {
             .copied()
             .ok_or_else(|| anyhow!("worker: {k} missing"))
     };
-    let mode = if get("--mode")? == "bare" {
-        Mode::Bare
-    } else {
-        Mode::Herald
-    };
+    let mode = Mode::parse(get("--mode")?)?;
     let url = get("--url")?;
     let ca = std::fs::read_to_string(get("--ca-file")?)?;
     let ids: Vec<(String, String)> =
@@ -473,10 +735,23 @@ async fn worker_main(argv: &[String]) -> anyhow::Result<()> {
     let first: u32 = get("--first-idx")?.parse()?;
     let parallel: usize = get("--parallel")?.parse()?;
     let receipts = get("--receipts")? == "yes";
+    let plan = SlowPlan {
+        every: get("--slow-every")?.parse()?,
+    };
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (slow_tx, slow_rx) = watch::channel(false);
     let (ok, failed, err) = connect_agents(
-        mode, url, &ca, ids, first, parallel, ev_tx, stop_rx, receipts,
+        mode,
+        url,
+        &ca,
+        ids,
+        first,
+        parallel,
+        ev_tx,
+        stop_rx,
+        receipts,
+        (plan, slow_rx),
     )
     .await;
     if let Some(e) = err {
@@ -502,7 +777,11 @@ async fn worker_main(argv: &[String]) -> anyhow::Result<()> {
         }
     });
     let mut stdin = stdin_lines();
-    while stdin.recv().await.is_some() {}
+    while let Some(line) = stdin.recv().await {
+        if line.trim() == "slow" {
+            let _ = slow_tx.send(true);
+        }
+    }
     let _ = stop_tx.send(true);
     Ok(())
 }
@@ -533,6 +812,8 @@ fn say(line: &str) {
 /// The simulated agents of one phase: in this process, or in workers.
 struct Pool {
     stop: watch::Sender<bool>,
+    /// Turns true when the slow agents are to stop reading.
+    slow: watch::Sender<bool>,
     workers: Vec<tokio::process::Child>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -545,8 +826,10 @@ impl Pool {
         ids: &[ClientIdentity],
         args: &Args,
         ev: EvTx,
+        plan: SlowPlan,
     ) -> anyhow::Result<(Pool, usize)> {
         let (stop, stop_rx) = watch::channel(false);
+        let (slow, slow_rx) = watch::channel(false);
         if ids.len() <= args.per_process {
             let (ok, failed, err) = connect_agents(
                 mode,
@@ -558,6 +841,7 @@ impl Pool {
                 ev,
                 stop_rx,
                 !args.no_receipts,
+                (plan, slow_rx),
             )
             .await;
             if let Some(e) = err {
@@ -569,6 +853,7 @@ impl Pool {
             return Ok((
                 Pool {
                     stop,
+                    slow,
                     workers: vec![],
                     _tmp: None,
                 },
@@ -599,6 +884,7 @@ impl Pool {
                 .arg(&ids_file)
                 .args(["--first-idx", &first.to_string()])
                 .args(["--receipts", if args.no_receipts { "no" } else { "yes" }])
+                .args(["--slow-every", &plan.every.to_string()])
                 .args([
                     "--parallel",
                     &(args.connect_parallel / chunks.len()).max(1).to_string(),
@@ -654,11 +940,23 @@ impl Pool {
         Ok((
             Pool {
                 stop,
+                slow,
                 workers,
                 _tmp: Some(tmp),
             },
             ok_total,
         ))
+    }
+
+    /// The slow agents stop reading their connection.
+    async fn go_slow(&mut self) {
+        let _ = self.slow.send(true);
+        for w in &mut self.workers {
+            if let Some(stdin) = w.stdin.as_mut() {
+                let _ = stdin.write_all(b"slow\n").await;
+                let _ = stdin.flush().await;
+            }
+        }
     }
 
     fn pids(&self) -> Vec<u32> {
@@ -691,8 +989,8 @@ impl Pool {
 
 struct Collector {
     rx: mpsc::UnboundedReceiver<Ev>,
-    /// key → receive times (unix µs), one per agent.
-    got: HashMap<u64, Vec<i64>>,
+    /// key → (agent, receive time in unix µs), one per agent.
+    got: HashMap<u64, Vec<(u32, i64)>>,
     acks: u64,
     lost: u64,
 }
@@ -709,7 +1007,7 @@ impl Collector {
 
     fn apply(&mut self, ev: Ev) {
         match ev {
-            Ev::Rx { key, us, .. } => self.got.entry(key).or_default().push(us),
+            Ev::Rx { agent, key, us } => self.got.entry(key).or_default().push((agent, us)),
             Ev::Ack => self.acks += 1,
             Ev::Lost { .. } => self.lost += 1,
         }
@@ -734,6 +1032,21 @@ impl Collector {
 
     fn count(&self, key: u64) -> usize {
         self.got.get(&key).map_or(0, Vec::len)
+    }
+
+    /// Takes the receive times of `key` as latencies in ms after
+    /// `accepted_us`: (all agents, agents that are not slow in `plan`).
+    fn take(&mut self, key: u64, accepted_us: i64, plan: SlowPlan) -> (Vec<f64>, Vec<f64>) {
+        let mut all = Vec::new();
+        let mut others = Vec::new();
+        for (agent, us) in self.got.remove(&key).unwrap_or_default() {
+            let ms = (us - accepted_us) as f64 / 1000.0;
+            all.push(ms);
+            if !plan.is_slow(agent) {
+                others.push(ms);
+            }
+        }
+        (all, others)
     }
 }
 
@@ -788,6 +1101,29 @@ struct PhaseResult {
     agents_cpu_us: u64,
     lost_sessions: u64,
     wall_s: f64,
+    /// With a slow plan: the rounds over the agents that are not slow.
+    others: Vec<Round>,
+    /// Slow agents that stopped reading after the warm-up (slow run only).
+    slow_agents: usize,
+    /// Server RSS right after the warm-up (when slow agents stop reading).
+    rss_warm_kib: u64,
+    /// Open sockets of the server: connected, after the warm-up, after the
+    /// rounds.
+    sockets: [u64; 3],
+    /// Slow run: server RSS and open sockets once the server has had time
+    /// to notice the stuck agents, and how long after they stopped reading.
+    hold: Option<(u64, u64, f64)>,
+}
+
+impl PhaseResult {
+    /// The same phase, counting only the agents that were not slow.
+    fn others_only(&self) -> PhaseResult {
+        PhaseResult {
+            rounds: self.others.clone(),
+            connected: self.connected - self.slow_agents,
+            ..self.clone()
+        }
+    }
 }
 
 struct Summary {
@@ -914,6 +1250,18 @@ impl ServerProc {
     fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Stops the server gracefully (SIGINT), so its store is closed.
+    fn shutdown(&mut self) {
+        sys::interrupt(self.pid());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl Drop for ServerProc {
@@ -970,13 +1318,20 @@ async fn enroll_all(
 // ---------------------------------------------------------------------------
 // One N: Herald phase, then the baseline phase
 
+/// One Herald phase on `server`. With `slow_run`, the agents `plan` marks
+/// slow connect through a gate and stop reading after the warm-up; either
+/// way, with a plan the rounds are also kept over the other agents only.
+#[allow(clippy::too_many_arguments)]
 async fn bench_herald(
     args: &Args,
     n: usize,
     server: &ServerProc,
     ca: &str,
     ids: &[ClientIdentity],
+    plan: SlowPlan,
+    slow_run: bool,
 ) -> anyhow::Result<PhaseResult> {
+    let label = if slow_run { "slow" } else { "herald" };
     let mut res = PhaseResult::default();
     let start = Instant::now();
     let admin = Admin::login(&server.url, ca, "admin", PASSWORD).await?;
@@ -988,7 +1343,9 @@ async fn bench_herald(
     res.rss_before_kib = sys::rss_kib(server.pid());
     res.agents_rss_before_kib = sys::rss_kib(std::process::id());
     let t = Instant::now();
-    let (pool, connected) = Pool::start(Mode::Herald, &server.url, ca, ids, args, ev_tx).await?;
+    let pool_plan = if slow_run { plan } else { SlowPlan::NONE };
+    let (mut pool, connected) =
+        Pool::start(Mode::Herald, &server.url, ca, ids, args, ev_tx, pool_plan).await?;
     res.connect_s = t.elapsed().as_secs_f64();
     res.connected = connected;
     if !pool.workers.is_empty() {
@@ -998,8 +1355,9 @@ async fn bench_herald(
     tokio::time::sleep(Duration::from_millis(500)).await;
     res.rss_connected_kib = sys::rss_kib(server.pid());
     res.agents_rss_connected_kib = sum_rss(&pool.pids());
+    res.sockets[0] = sys::sockets(server.pid());
     println!(
-        "  herald (server pid {}): {connected}/{n} sessions up in {:.1} s; server RSS {} → {} MiB",
+        "  {label} (server pid {}): {connected}/{n} sessions up in {:.1} s; server RSS {} → {} MiB",
         server.pid(),
         res.connect_s,
         res.rss_before_kib / 1024,
@@ -1008,9 +1366,24 @@ async fn bench_herald(
 
     let mut cpu0 = (0, 0);
     let mut perf = None;
+    let mut want = connected;
+    let mut slow_since = None;
     for r in 0..args.warmup + args.rounds {
         let measured = r >= args.warmup;
         if r == args.warmup {
+            res.rss_warm_kib = sys::rss_kib(server.pid());
+            res.sockets[1] = sys::sockets(server.pid());
+            if slow_run {
+                pool.go_slow().await;
+                slow_since = Some(Instant::now());
+                res.slow_agents = plan.count(n).min(connected);
+                want = connected - res.slow_agents;
+                println!(
+                    "  {} agents stopped reading; server RSS {} MiB",
+                    res.slow_agents,
+                    res.rss_warm_kib / 1024
+                );
+            }
             cpu0 = (sys::cpu_us(server.pid()), sum_cpu(&pool.pids()));
             if let Some(out) = &args.perf_out {
                 let extra = std::env::var("FANOUT_PERF_ARGS").unwrap_or_else(|_| "-F 999".into());
@@ -1038,7 +1411,6 @@ async fn bench_herald(
         let key =
             alert_seq(&sent.alert_id).ok_or_else(|| anyhow!("odd alert id {}", sent.alert_id))?;
         let accepted_us = sent.accepted_unix_ms * 1000;
-        let want = connected;
         let all_in = col.until(ROUND_TIMEOUT, |c| c.count(key) >= want).await;
         let got = col.count(key);
         let all_acked = args.no_receipts
@@ -1047,20 +1419,14 @@ async fn bench_herald(
                 .await;
         let acked_ms =
             (all_acked && !args.no_receipts).then(|| (now_us() - accepted_us) as f64 / 1000.0);
-        let lat: Vec<f64> = col
-            .got
-            .remove(&key)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|us| (us - accepted_us) as f64 / 1000.0)
-            .collect();
+        let (lat, others) = col.take(key, accepted_us, plan);
         let round = Round {
             missing: want.saturating_sub(got),
             lat,
             rpc_ms,
             all_acked_ms: acked_ms,
         };
-        report_round("herald", r, measured, &round);
+        report_round(label, r, measured, &round);
         if !all_in {
             println!(
                 "    ! round {r}: {} agents did not receive {} within {ROUND_TIMEOUT:?}",
@@ -1074,6 +1440,19 @@ async fn bench_herald(
             );
         }
         if measured {
+            if plan.every > 0 {
+                // In the normal run the slow-to-be agents still receive.
+                let expected = if slow_run {
+                    want
+                } else {
+                    want.saturating_sub(plan.count(n))
+                };
+                res.others.push(Round {
+                    missing: expected.saturating_sub(others.len()),
+                    lat: others,
+                    ..round.clone()
+                });
+            }
             res.rounds.push(round);
         }
         tokio::time::sleep(args.pause).await;
@@ -1081,6 +1460,7 @@ async fn bench_herald(
     res.server_cpu_us = sys::cpu_us(server.pid()).saturating_sub(cpu0.0);
     res.agents_cpu_us = sum_cpu(&pool.pids()).saturating_sub(cpu0.1);
     res.rss_after_kib = sys::rss_kib(server.pid());
+    res.sockets[2] = sys::sockets(server.pid());
     if let Some(mut p) = perf {
         sys::interrupt(p.id());
         let _ = p.wait();
@@ -1092,12 +1472,101 @@ async fn bench_herald(
                 .unwrap_or_default()
         );
     }
+    if let Some(since) = slow_since {
+        // The server pings every 30 s and gives up 20 s later: give it the
+        // time to notice the stuck agents, then look again.
+        let hold = Duration::from_secs(SLOW_HOLD_S);
+        tokio::time::sleep(hold.saturating_sub(since.elapsed())).await;
+        res.hold = Some((
+            sys::rss_kib(server.pid()),
+            sys::sockets(server.pid()),
+            since.elapsed().as_secs_f64(),
+        ));
+    }
     // Drain late events so a lost session is counted.
     col.until(Duration::from_millis(100), |_| false).await;
     res.lost_sessions = col.lost;
     pool.stop().await;
     res.wall_s = start.elapsed().as_secs_f64();
     Ok(res)
+}
+
+/// What pushes one message per round in a non-Herald phase.
+enum Pusher<'a> {
+    Bare(&'a mut baseline::Proc),
+    Peer(&'a mut peers::Publisher),
+}
+
+impl Pusher<'_> {
+    /// Pushes `key`; returns the "accepted" time (unix µs) and the time the
+    /// push call took (baseline) or until the broker confirmed (peers), ms.
+    async fn push(&mut self, key: u64) -> anyhow::Result<(i64, f64)> {
+        match self {
+            Pusher::Bare(srv) => {
+                let t0 = Instant::now();
+                let accepted = srv.push(key).await?;
+                Ok((accepted, t0.elapsed().as_secs_f64() * 1000.0))
+            }
+            Pusher::Peer(p) => p.publish(key).await,
+        }
+    }
+}
+
+/// The rounds of a push phase (bare TLS or a peer): same warm-up, rounds,
+/// timeout, pause and statistics as Herald's, without receipts.
+#[allow(clippy::too_many_arguments)]
+async fn push_rounds(
+    args: &Args,
+    label: &str,
+    key_base: u64,
+    server_pid: u32,
+    pool: &Pool,
+    col: &mut Collector,
+    mut pusher: Pusher<'_>,
+    res: &mut PhaseResult,
+) -> anyhow::Result<()> {
+    let connected = res.connected;
+    let mut cpu0 = (0, 0);
+    for r in 0..args.warmup + args.rounds {
+        let measured = r >= args.warmup;
+        if r == args.warmup {
+            cpu0 = (sys::cpu_us(server_pid), sum_cpu(&pool.pids()));
+        }
+        let key = key_base + r as u64;
+        let (accepted_us_exact, rpc_ms) = pusher.push(key).await?;
+        // Same resolution as Herald's accepted_unix_ms (whole milliseconds).
+        let accepted_us = accepted_us_exact / 1000 * 1000;
+        let all_in = col
+            .until(ROUND_TIMEOUT, |c| c.count(key) >= connected)
+            .await;
+        let got = col.count(key);
+        let (lat, _) = col.take(key, accepted_us, SlowPlan::NONE);
+        let round = Round {
+            missing: connected.saturating_sub(got),
+            lat,
+            rpc_ms,
+            all_acked_ms: None,
+        };
+        report_round(label, r, measured, &round);
+        if !all_in {
+            println!(
+                "    ! round {r}: {} connections did not receive the {} within {ROUND_TIMEOUT:?}",
+                round.missing,
+                if label == "bare" { "frame" } else { "message" }
+            );
+        }
+        if measured {
+            res.rounds.push(round);
+        }
+        tokio::time::sleep(args.pause).await;
+    }
+    res.server_cpu_us = sys::cpu_us(server_pid).saturating_sub(cpu0.0);
+    res.agents_cpu_us = sum_cpu(&pool.pids()).saturating_sub(cpu0.1);
+    res.rss_after_kib = sys::rss_kib(server_pid);
+    res.sockets[2] = sys::sockets(server_pid);
+    col.until(Duration::from_millis(100), |_| false).await;
+    res.lost_sessions = col.lost;
+    Ok(())
 }
 
 async fn bench_baseline(
@@ -1115,7 +1584,8 @@ async fn bench_baseline(
     res.rss_before_kib = sys::rss_kib(srv.pid);
     res.agents_rss_before_kib = sys::rss_kib(std::process::id());
     let t = Instant::now();
-    let (pool, connected) = Pool::start(Mode::Bare, &srv.url, ca, ids, args, ev_tx).await?;
+    let (pool, connected) =
+        Pool::start(Mode::Bare, &srv.url, ca, ids, args, ev_tx, SlowPlan::NONE).await?;
     res.connect_s = t.elapsed().as_secs_f64();
     res.connected = connected;
     if !pool.workers.is_empty() {
@@ -1125,6 +1595,7 @@ async fn bench_baseline(
     tokio::time::sleep(Duration::from_millis(500)).await;
     res.rss_connected_kib = sys::rss_kib(srv.pid);
     res.agents_rss_connected_kib = sum_rss(&pool.pids());
+    res.sockets[0] = sys::sockets(srv.pid);
     println!(
         "  bare TLS: {connected}/{} connections up in {:.1} s; server RSS {} → {} MiB",
         ids.len(),
@@ -1132,54 +1603,101 @@ async fn bench_baseline(
         res.rss_before_kib / 1024,
         res.rss_connected_kib / 1024
     );
-    let mut cpu0 = (0, 0);
-    for r in 0..args.warmup + args.rounds {
-        let measured = r >= args.warmup;
-        if r == args.warmup {
-            cpu0 = (sys::cpu_us(srv.pid), sum_cpu(&pool.pids()));
-        }
-        let key = 1_000_000 + r as u64;
-        let t0 = Instant::now();
-        let accepted_us_exact = srv.push(key).await?;
-        let rpc_ms = t0.elapsed().as_secs_f64() * 1000.0;
-        // Same resolution as Herald's accepted_unix_ms (whole milliseconds).
-        let accepted_us = accepted_us_exact / 1000 * 1000;
-        let all_in = col
-            .until(ROUND_TIMEOUT, |c| c.count(key) >= connected)
-            .await;
-        let got = col.count(key);
-        let lat: Vec<f64> = col
-            .got
-            .remove(&key)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|us| (us - accepted_us) as f64 / 1000.0)
-            .collect();
-        let round = Round {
-            missing: connected.saturating_sub(got),
-            lat,
-            rpc_ms,
-            all_acked_ms: None,
-        };
-        report_round("bare", r, measured, &round);
-        if !all_in {
-            println!(
-                "    ! round {r}: {} connections did not receive the frame within {ROUND_TIMEOUT:?}",
-                round.missing
-            );
-        }
-        if measured {
-            res.rounds.push(round);
-        }
-        tokio::time::sleep(args.pause).await;
-    }
-    res.server_cpu_us = sys::cpu_us(srv.pid).saturating_sub(cpu0.0);
-    res.agents_cpu_us = sum_cpu(&pool.pids()).saturating_sub(cpu0.1);
-    res.rss_after_kib = sys::rss_kib(srv.pid);
-    col.until(Duration::from_millis(100), |_| false).await;
-    res.lost_sessions = col.lost;
+    let pid = srv.pid;
+    let pushed = push_rounds(
+        args,
+        "bare",
+        1_000_000,
+        pid,
+        &pool,
+        &mut col,
+        Pusher::Bare(&mut srv),
+        &mut res,
+    )
+    .await;
     pool.stop().await;
     srv.quit().await;
+    pushed?;
+    res.wall_s = start.elapsed().as_secs_f64();
+    Ok(res)
+}
+
+/// The same workload on a peer broker: N subscribers with their own
+/// certificates, one publisher, one message per round.
+async fn bench_peer(
+    args: &Args,
+    peer: Peer,
+    bin: &Path,
+    pki: &peers::Pki,
+) -> anyhow::Result<PhaseResult> {
+    let mut res = PhaseResult::default();
+    let start = Instant::now();
+    let broker = peers::Broker::start(peer, bin, pki).await?;
+    let mut publisher = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        peers::Publisher::connect(peer, &broker.addr, pki),
+    )
+    .await
+    .with_context(|| format!("{} publisher: connect timed out", peer.name()))?
+    .with_context(|| format!("{} publisher", peer.name()))?;
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+    let mut col = Collector::new(ev_rx);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    res.rss_before_kib = sys::rss_kib(broker.pid());
+    res.agents_rss_before_kib = sys::rss_kib(std::process::id());
+    let mode = match peer {
+        Peer::Nats => Mode::Nats,
+        Peer::Mosquitto => Mode::Mqtt,
+    };
+    let t = Instant::now();
+    let (pool, connected) = Pool::start(
+        mode,
+        &broker.addr,
+        &pki.ca_pem,
+        &pki.clients,
+        args,
+        ev_tx,
+        SlowPlan::NONE,
+    )
+    .await?;
+    res.connect_s = t.elapsed().as_secs_f64();
+    res.connected = connected;
+    if !pool.workers.is_empty() {
+        res.agents_rss_before_kib = 0;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    res.rss_connected_kib = sys::rss_kib(broker.pid());
+    res.agents_rss_connected_kib = sum_rss(&pool.pids());
+    res.sockets[0] = sys::sockets(broker.pid());
+    println!(
+        "  {} (pid {}, {}): {connected}/{} subscribers up in {:.1} s; broker RSS {} → {} MiB",
+        peer.title(),
+        broker.pid(),
+        broker.addr,
+        pki.clients.len(),
+        res.connect_s,
+        res.rss_before_kib / 1024,
+        res.rss_connected_kib / 1024
+    );
+    let key_base = match peer {
+        Peer::Nats => 2_000_000,
+        Peer::Mosquitto => 3_000_000,
+    };
+    let pushed = push_rounds(
+        args,
+        peer.name(),
+        key_base,
+        broker.pid(),
+        &pool,
+        &mut col,
+        Pusher::Peer(&mut publisher),
+        &mut res,
+    )
+    .await;
+    pool.stop().await;
+    drop(publisher);
+    drop(broker);
+    pushed?;
     res.wall_s = start.elapsed().as_secs_f64();
     Ok(res)
 }
@@ -1207,6 +1725,9 @@ struct NResult {
     enroll_s: f64,
     herald: PhaseResult,
     bare: Option<PhaseResult>,
+    peers: Vec<(Peer, PhaseResult)>,
+    /// The same N again with slow agents, from the same enrolled state.
+    slow: Option<PhaseResult>,
 }
 
 async fn bench_n(args: &Args, n: usize) -> anyhow::Result<NResult> {
@@ -1231,20 +1752,83 @@ async fn bench_n(args: &Args, n: usize) -> anyhow::Result<NResult> {
         enroll_s * 1000.0 / n as f64
     );
 
-    let herald = bench_herald(args, n, &server, &ca, &ids).await?;
+    let plan = args.slow_percent.map_or(SlowPlan::NONE, SlowPlan::percent);
+    // The slow run starts from a copy of the enrolled state, so that both
+    // runs see a store with the same history.
+    let (server, slow_dir) = if plan.every > 0 {
+        let mut server = server;
+        server.shutdown();
+        drop(server);
+        let copy = tempfile::Builder::new()
+            .prefix("herald-fanout-slow-")
+            .tempdir()?;
+        copy_dir(dir.path(), copy.path())?;
+        (start_server(args, dir.path(), &ca).await?, Some(copy))
+    } else {
+        (server, None)
+    };
+    let herald = bench_herald(args, n, &server, &ca, &ids, plan, false).await?;
     drop(server);
+    let slow = match &slow_dir {
+        Some(copy) => {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let server = start_server(args, copy.path(), &ca).await?;
+            Some(bench_herald(args, n, &server, &ca, &ids, plan, true).await?)
+        }
+        None => None,
+    };
     let bare = if args.baseline {
         tokio::time::sleep(Duration::from_millis(500)).await;
         Some(bench_baseline(args, dir.path(), &ca, &ids).await?)
     } else {
         None
     };
+    let mut peer_results = Vec::new();
+    if !args.peers.is_empty() {
+        let t = Instant::now();
+        let pki = tokio::task::spawn_blocking(move || peers::Pki::generate(n)).await??;
+        println!(
+            "  peers: generated a CA, a broker certificate and {n} client certificates in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        for (peer, bin) in &args.peers {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            peer_results.push((*peer, bench_peer(args, *peer, bin, &pki).await?));
+        }
+    }
     Ok(NResult {
         n,
         enroll_s,
         herald,
         bare,
+        peers: peer_results,
+        slow,
     })
+}
+
+/// Starts the Herald server on `dir` and waits until an admin can log in.
+async fn start_server(args: &Args, dir: &Path, ca: &str) -> anyhow::Result<ServerProc> {
+    let server = ServerProc::start(&args.server_bin, dir)?;
+    herald_tests::wait_for("server login", Duration::from_secs(20), || {
+        let (url, ca) = (server.url.clone(), ca.to_owned());
+        async move { Admin::login(&url, &ca, "admin", PASSWORD).await.ok() }
+    })
+    .await;
+    Ok(server)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -1258,6 +1842,35 @@ fn ratio(a: f64, b: f64) -> String {
     }
 }
 
+/// The table's rows: name, figure, decimals.
+type Metric = (&'static str, fn(&Summary) -> f64, usize);
+
+const METRICS: [Metric; 11] = [
+    ("p50 (all samples)", |s| s.p50, 1),
+    ("p99 (all samples)", |s| s.p99, 1),
+    ("max", |s| s.max, 1),
+    ("median rnd p50", |s| s.med_round_p50, 1),
+    ("median rnd p99", |s| s.med_round_p99, 1),
+    ("median rnd max", |s| s.med_round_max, 1),
+    ("server RSS / agent (KiB)", |s| s.rss_per_agent_kib, 1),
+    (
+        "server RSS / agent after rounds",
+        |s| s.rss_per_agent_after_kib,
+        1,
+    ),
+    ("server CPU / delivery (µs)", |s| s.cpu_us_per_delivery, 1),
+    (
+        "agents RSS / agent (KiB)",
+        |s| s.agents_rss_per_agent_kib,
+        1,
+    ),
+    (
+        "agents CPU / delivery (µs)",
+        |s| s.agents_cpu_us_per_delivery,
+        1,
+    ),
+];
+
 fn print_table(results: &[NResult], args: &Args) {
     println!("\n=== Quick-alert fan-out: server accepted → agent received (ms) ===");
     println!(
@@ -1268,81 +1881,55 @@ fn print_table(results: &[NResult], args: &Args) {
     for r in results {
         let h = r.herald.summary();
         let b = r.bare.as_ref().map(PhaseResult::summary);
+        let peers: Vec<(Peer, Summary)> =
+            r.peers.iter().map(|(p, ph)| (*p, ph.summary())).collect();
         println!(
-            "\nN = {} (enroll {:.1} s, herald connect {:.1} s{})",
+            "\nN = {} (enroll {:.1} s, herald connect {:.1} s{}{})",
             r.n,
             r.enroll_s,
             r.herald.connect_s,
             r.bare
                 .as_ref()
                 .map(|b| format!(", bare connect {:.1} s", b.connect_s))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            r.peers
+                .iter()
+                .map(|(p, ph)| format!(", {} connect {:.1} s", p.name(), ph.connect_s))
+                .collect::<String>()
         );
-        println!(
+        let mut head = format!(
             "{:<34} {:>12} {:>12} {:>10}",
             "metric", "Herald", "bare TLS", "ratio"
         );
-        let row = |name: &str, hv: f64, bv: Option<f64>, prec: usize| {
+        for (p, _) in &peers {
+            head.push_str(&format!(
+                " {:>12} {:>10}",
+                p.title(),
+                format!("H/{}", p.title())
+            ));
+        }
+        println!("{head}");
+        for (name, get, prec) in METRICS {
+            let hv = get(&h);
+            let bv = b.as_ref().map(get);
             let bs = bv
                 .map(|v| format!("{v:.prec$}"))
                 .unwrap_or_else(|| "–".into());
             let rs = bv.map(|v| ratio(hv, v)).unwrap_or_else(|| "–".into());
-            println!(
+            let mut line = format!(
                 "{name:<34} {:>12} {bs:>12} {rs:>10}",
                 format!("{hv:.prec$}")
             );
-        };
-        row("p50 (all samples)", h.p50, b.as_ref().map(|b| b.p50), 1);
-        row("p99 (all samples)", h.p99, b.as_ref().map(|b| b.p99), 1);
-        row("max", h.max, b.as_ref().map(|b| b.max), 1);
-        row(
-            "median rnd p50",
-            h.med_round_p50,
-            b.as_ref().map(|b| b.med_round_p50),
-            1,
-        );
-        row(
-            "median rnd p99",
-            h.med_round_p99,
-            b.as_ref().map(|b| b.med_round_p99),
-            1,
-        );
-        row(
-            "median rnd max",
-            h.med_round_max,
-            b.as_ref().map(|b| b.med_round_max),
-            1,
-        );
-        row(
-            "server RSS / agent (KiB)",
-            h.rss_per_agent_kib,
-            b.as_ref().map(|b| b.rss_per_agent_kib),
-            1,
-        );
-        row(
-            "server RSS / agent after rounds",
-            h.rss_per_agent_after_kib,
-            b.as_ref().map(|b| b.rss_per_agent_after_kib),
-            1,
-        );
-        row(
-            "server CPU / delivery (µs)",
-            h.cpu_us_per_delivery,
-            b.as_ref().map(|b| b.cpu_us_per_delivery),
-            1,
-        );
-        row(
-            "agents RSS / agent (KiB)",
-            h.agents_rss_per_agent_kib,
-            b.as_ref().map(|b| b.agents_rss_per_agent_kib),
-            1,
-        );
-        row(
-            "agents CPU / delivery (µs)",
-            h.agents_cpu_us_per_delivery,
-            b.as_ref().map(|b| b.agents_cpu_us_per_delivery),
-            1,
-        );
+            for (_, ps) in &peers {
+                let pv = get(ps);
+                line.push_str(&format!(
+                    " {:>12} {:>10}",
+                    format!("{pv:.prec$}"),
+                    ratio(hv, pv)
+                ));
+            }
+            println!("{line}");
+        }
         println!(
             "samples {} (missing {}), lost sessions {}; send RPC median {:.1} ms; accepted → all receipts acked median {:.0} ms; server RSS {} MiB idle → {} MiB connected → {} MiB after",
             h.samples,
@@ -1360,7 +1947,88 @@ fn print_table(results: &[NResult], args: &Args) {
                 b.samples, b.missing, bp.lost_sessions
             );
         }
+        for ((p, ps), (_, ph)) in peers.iter().zip(&r.peers) {
+            println!(
+                "{} samples {} (missing {}), lost connections {}; publish → broker confirmed median {:.1} ms; broker RSS {} MiB idle → {} MiB connected → {} MiB after",
+                p.name(),
+                ps.samples,
+                ps.missing,
+                ph.lost_sessions,
+                ps.med_rpc_ms,
+                ph.rss_before_kib / 1024,
+                ph.rss_connected_kib / 1024,
+                ph.rss_after_kib / 1024
+            );
+        }
+        if let Some(slow) = &r.slow {
+            print_slow(r.n, &r.herald, slow, args);
+        }
     }
+}
+
+/// The slow-agent run against the normal run, both over the agents that
+/// kept reading.
+fn print_slow(n: usize, normal: &PhaseResult, slow: &PhaseResult, args: &Args) {
+    let a = normal.others_only().summary();
+    let b = slow.others_only().summary();
+    println!(
+        "\nN = {n}, {} of {} agents ({} %) stop reading after the warm-up \
+         (socket no longer read, connection kept open); the other agents:",
+        slow.slow_agents,
+        slow.connected,
+        args.slow_percent.unwrap_or(0.0)
+    );
+    println!(
+        "{:<34} {:>12} {:>12} {:>10}",
+        "metric", "normal", "slow run", "slow/norm"
+    );
+    for (name, get, prec) in METRICS.iter().take(6).chain(METRICS.iter().skip(8).take(1)) {
+        let (x, y) = (get(&a), get(&b));
+        println!(
+            "{name:<34} {:>12} {:>12} {:>10}",
+            format!("{x:.prec$}"),
+            format!("{y:.prec$}"),
+            ratio(y, x)
+        );
+    }
+    let mib = |k: u64| format!("{:.0}", k as f64 / 1024.0);
+    for (name, x, y) in [
+        (
+            "server RSS connected (MiB)",
+            normal.rss_connected_kib,
+            slow.rss_connected_kib,
+        ),
+        (
+            "server RSS after warm-up (MiB)",
+            normal.rss_warm_kib,
+            slow.rss_warm_kib,
+        ),
+        (
+            "server RSS after rounds (MiB)",
+            normal.rss_after_kib,
+            slow.rss_after_kib,
+        ),
+    ] {
+        println!("{name:<34} {:>12} {:>12}", mib(x), mib(y));
+    }
+    println!(
+        "{:<34} {:>12} {:>12}",
+        "server sockets warm-up / after",
+        format!("{} / {}", normal.sockets[1], normal.sockets[2]),
+        format!("{} / {}", slow.sockets[1], slow.sockets[2])
+    );
+    if let Some((rss, sockets, after_s)) = slow.hold {
+        println!(
+            "{after_s:.0} s after the slow agents stopped reading: server RSS {} MiB, {sockets} sockets \
+             ({} fewer than after the warm-up)",
+            mib(rss),
+            slow.sockets[1] as i64 - sockets as i64
+        );
+    }
+    println!(
+        "samples {} / {} (missing {} / {}), lost sessions {} / {}",
+        a.samples, b.samples, a.missing, b.missing, normal.lost_sessions, slow.lost_sessions
+    );
 }
 
 fn json_phase(p: &PhaseResult) -> serde_json::Value {
@@ -1405,6 +2073,44 @@ fn write_json(results: &[NResult], args: &Args) -> anyhow::Result<()> {
                     "median_round_p50": h.med_round_p50 / b.med_round_p50,
                     "median_round_p99": h.med_round_p99 / b.med_round_p99,
                 })),
+                "peers": r.peers.iter().map(|(p, ph)| {
+                    let ps = ph.summary();
+                    (p.name().to_owned(), json!({
+                        "result": json_phase(ph),
+                        "ratio_herald_over_peer": {
+                            "p50": h.p50 / ps.p50,
+                            "p99": h.p99 / ps.p99,
+                            "max": h.max / ps.max,
+                            "median_round_p50": h.med_round_p50 / ps.med_round_p50,
+                            "median_round_p99": h.med_round_p99 / ps.med_round_p99,
+                            "server_cpu_us_per_delivery": h.cpu_us_per_delivery / ps.cpu_us_per_delivery,
+                            "server_rss_per_agent_kib": h.rss_per_agent_kib / ps.rss_per_agent_kib,
+                        },
+                    }))
+                }).collect::<serde_json::Map<_, _>>(),
+                "slow_agents": r.slow.as_ref().map(|slow| {
+                    let (a, b) = (r.herald.others_only(), slow.others_only());
+                    let (sa, sb) = (a.summary(), b.summary());
+                    json!({
+                        "percent": args.slow_percent,
+                        "slow_agents": slow.slow_agents,
+                        "normal_run_others": json_phase(&a),
+                        "slow_run_others": json_phase(&b),
+                        "ratio_slow_over_normal": {
+                            "p50": sb.p50 / sa.p50,
+                            "p99": sb.p99 / sa.p99,
+                            "median_round_p99": sb.med_round_p99 / sa.med_round_p99,
+                        },
+                        "server_rss_kib": {
+                            "normal": { "connected": r.herald.rss_connected_kib, "after_warmup": r.herald.rss_warm_kib, "after_rounds": r.herald.rss_after_kib },
+                            "slow": { "connected": slow.rss_connected_kib, "after_warmup": slow.rss_warm_kib, "after_rounds": slow.rss_after_kib },
+                        },
+                        "server_sockets": { "normal": r.herald.sockets, "slow": slow.sockets },
+                        "hold": slow.hold.map(|(rss, sockets, s)| json!({
+                            "seconds_after_slow": s, "server_rss_kib": rss, "server_sockets": sockets,
+                        })),
+                    })
+                }),
             })
         })
         .collect();
@@ -1416,6 +2122,12 @@ fn write_json(results: &[NResult], args: &Args) -> anyhow::Result<()> {
         "warmup_rounds": args.warmup,
         "pause_ms": args.pause.as_millis() as u64,
         "agents_send_receipts": !args.no_receipts,
+        "peers": args.peers.iter().map(|(p, bin)| json!({
+            "name": p.name(),
+            "binary": bin.display().to_string(),
+            "version": p.version(bin),
+        })).collect::<Vec<_>>(),
+        "peer_method": PEER_METHOD,
         "runs": runs,
     });
     if let Some(parent) = args.json.parent() {
@@ -1438,6 +2150,20 @@ async fn bench_main(args: Args) -> anyhow::Result<()> {
             .unwrap_or(0),
         sys::nofile()
     );
+    for (peer, bin) in &args.peers {
+        println!(
+            "peer {}: {} ({})",
+            peer.name(),
+            bin.display(),
+            peer.version(bin)
+        );
+    }
+    for peer in &args.peers_missing {
+        println!("peer {} left out: {}", peer.name(), peer.missing());
+    }
+    if !args.peers.is_empty() {
+        println!("peers: {PEER_METHOD}");
+    }
     let mut results = Vec::new();
     for &n in &args.agents {
         results.push(bench_n(&args, n).await?);
