@@ -118,10 +118,12 @@ impl Peer {
                 s
             })
             .unwrap_or_default();
+        // nats-server prints "nats-server: v2.9.10", mosquitto a usage text
+        // whose first line is "mosquitto version 2.0.11".
         text.lines()
-            .find(|l| l.contains("version"))
+            .map(str::trim)
+            .find(|l| l.contains("version") || l.starts_with("nats-server"))
             .unwrap_or("version unknown")
-            .trim()
             .to_owned()
     }
 }
