@@ -240,22 +240,13 @@ impl AgentService for AgentApi {
             );
         }
         tracing::info!(computer = %computer.id, conn_id, "agent session opened");
-        match crate::alerts::resume(&state, &computer.id, hello.resume_after_seq).await {
-            Ok(backlog) => {
-                for m in backlog {
-                    if tx.try_send(Ok(m)).is_err() {
-                        state.hub.kill(
-                            &computer.id,
-                            Status::resource_exhausted(
-                                "backlog larger than the send queue; reconnect",
-                            ),
-                        );
-                        break;
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::error!(computer = %computer.id, error = %e, "cannot read the outbox")
+        for m in crate::alerts::resume(&state, &computer.id, hello.resume_after_seq) {
+            if tx.try_send(Ok(m)).is_err() {
+                state.hub.kill(
+                    &computer.id,
+                    Status::resource_exhausted("backlog larger than the send queue; reconnect"),
+                );
+                break;
             }
         }
 

@@ -17,24 +17,17 @@ use crate::domain::alert::{self, Alert, Counts, Delivery, DeliveryState, Priorit
 use crate::domain::org::OrgTree;
 use crate::domain::perm::Capability;
 use crate::error::{ApiError, ApiResult};
+use crate::ledger;
 use crate::state::{Caller, ComputerRecord, State, now_ms};
 use crate::store::{Batch, Table, seq_key};
 
-/// `al-<seq>`; the store key is the zero-padded seq, so keys sort by time.
-fn alert_key(id: &str) -> ApiResult<String> {
+/// `al-<seq>` → seq (alerts are stored under their zero-padded seq, so
+/// keys sort by time).
+fn alert_seq(id: &str) -> ApiResult<u64> {
     id.trim()
         .strip_prefix("al-")
         .and_then(|n| n.parse::<u64>().ok())
-        .map(seq_key)
         .ok_or_else(|| ApiError::invalid("alert_id", format!("{id:?} is not an alert id (al-…)")))
-}
-
-fn delivery_key(alert: &str, computer: &str) -> String {
-    format!("{alert}/{computer}")
-}
-
-fn outbox_key(computer: &str, seq: u64) -> String {
-    format!("{computer}/{}", seq_key(seq))
 }
 
 pub fn priority_from_pb(p: i32) -> ApiResult<Priority> {
@@ -275,18 +268,9 @@ pub async fn send(
         computers: audience.len() as u32,
         targets: described.clone(),
     };
+    let entry = ledger::Entry::new(seq, alert, &audience);
     let mut batch = Batch::new();
-    batch.put_json(Table::Alerts, seq_key(seq), &alert);
-    for (computer, unit) in &audience {
-        // The alert's seq is above every earlier outbox entry of every
-        // computer, so each outbox stays ordered.
-        batch.put_json(
-            Table::Deliveries,
-            delivery_key(&id, computer),
-            &Delivery::new(&id, computer, unit, seq),
-        );
-        batch.put_json(Table::Outbox, outbox_key(computer, seq), &id);
-    }
+    ledger::put_new(&mut batch, &entry);
     let single_unit = (target_units.len() == 1)
         .then(|| target_units.iter().next().cloned())
         .flatten();
@@ -299,7 +283,7 @@ pub async fn send(
         format!(
             "{:?} \"{}\" to {} ({} computers)",
             priority,
-            alert.title,
+            entry.alert.title,
             described.join(", "),
             audience.len()
         ),
@@ -309,7 +293,9 @@ pub async fn send(
     let _w = state.write_lock.lock().await;
     state.db.commit(batch).await?;
     let accepted = now_ms();
-    let msg = delivery_msg(&alert, seq);
+    let msg = delivery_msg(&entry.alert, seq);
+    // Live before the push, so that the first receipts find it.
+    state.book.insert(entry, accepted);
     let report = state
         .hub
         .push_each(audience.keys().map(String::as_str), |_| msg.clone());
@@ -322,20 +308,15 @@ pub async fn send(
     })
 }
 
-fn load_alert(state: &State, id: &str) -> ApiResult<Alert> {
-    state
-        .db
-        .get(Table::Alerts, &alert_key(id)?)?
-        .ok_or_else(|| ApiError::NotFound(format!("no alert with id {id:?}")))
-}
-
-fn deliveries(state: &State, id: &str) -> ApiResult<Vec<Delivery>> {
-    Ok(state
-        .db
-        .list_prefix::<Delivery>(Table::Deliveries, &format!("{id}/"))?
-        .into_iter()
-        .map(|(_, d)| d)
-        .collect())
+/// An alert and its deliveries (ordered by computer), from the live ledger
+/// or, for an expired alert, the store.
+fn snapshot(state: &State, id: &str) -> ApiResult<(Alert, Vec<Delivery>)> {
+    let entry = state
+        .book
+        .get_or_load(&state.db, alert_seq(id)?)?
+        .ok_or_else(|| ApiError::NotFound(format!("no alert with id {id:?}")))?;
+    let e = ledger::lock(&entry);
+    Ok((e.alert.clone(), e.sorted_deliveries()))
 }
 
 /// May see an alert: "send quick alerts" or "view reports" on every unit it went to.
@@ -438,8 +419,7 @@ pub fn status(
     caller: &Caller,
     req: &pb::GetAlertStatusRequest,
 ) -> ApiResult<pb::AlertStatus> {
-    let a = load_alert(state, &req.alert_id)?;
-    let ds = deliveries(state, &a.id)?;
+    let (a, ds) = snapshot(state, &req.alert_id)?;
     check_visible(state, caller, &ds)?;
     Ok(status_pb(state, &a, &ds, req.computers, now_ms()))
 }
@@ -462,11 +442,14 @@ pub fn list(
     let mut out = Vec::new();
     let mut before: Option<String> = None;
     'pages: loop {
-        let page: Vec<Alert> = state.db.list_rev(Table::Alerts, before.as_deref(), 64)?;
-        let Some(last) = page.last() else { break };
-        before = Some(alert_key(&last.id)?);
-        for a in page {
-            let ds = deliveries(state, &a.id)?;
+        let page: Vec<(String, Alert)> =
+            state
+                .db
+                .list_rev_keyed(Table::Alerts, before.as_deref(), 64)?;
+        let Some((last, _)) = page.last() else { break };
+        before = Some(last.clone());
+        for (_, a) in page {
+            let (a, ds) = snapshot(state, &a.id)?;
             if check_visible(state, caller, &ds).is_ok() {
                 out.push(status_pb(state, &a, &ds, false, now));
                 if out.len() >= limit {
@@ -521,9 +504,9 @@ pub fn watch(
             // Let a burst of receipts land before recomputing.
             tokio::time::sleep(Duration::from_millis(100)).await;
             while changes.try_recv().is_ok() {}
-            let next = match (load_alert(&state, &id), deliveries(&state, &id)) {
-                (Ok(a), Ok(ds)) => status_pb(&state, &a, &ds, req.computers, now_ms()),
-                (Err(e), _) | (_, Err(e)) => {
+            let next = match snapshot(&state, &id) {
+                Ok((a, ds)) => status_pb(&state, &a, &ds, req.computers, now_ms()),
+                Err(e) => {
                     let _ = tx.send(Err(Status::from(e))).await;
                     return;
                 }
@@ -546,8 +529,7 @@ pub async fn cancel(
     req: &pb::CancelAlertRequest,
 ) -> ApiResult<pb::AlertSummary> {
     let _w = state.write_lock.lock().await;
-    let mut a = load_alert(state, &req.alert_id)?;
-    let ds = deliveries(state, &a.id)?;
+    let (mut a, ds) = snapshot(state, &req.alert_id)?;
     let tree = state.tree();
     let g = state.grants(caller, &tree);
     for u in ds.iter().map(|d| d.unit.as_str()).collect::<BTreeSet<_>>() {
@@ -562,7 +544,8 @@ pub async fn cancel(
         a.cancelled = true;
         a.cancelled_ms = Some(now_ms());
         let mut batch = Batch::new();
-        batch.put_json(Table::Alerts, alert_key(&a.id)?, &a);
+        let seq = alert_seq(&a.id)?;
+        batch.put_json(Table::Alerts, seq_key(seq), &a);
         state.audit(
             &mut batch,
             &caller.name,
@@ -572,6 +555,9 @@ pub async fn cancel(
             format!("cancelled \"{}\"", a.title),
         )?;
         state.db.commit(batch).await?;
+        if let Some(live) = state.book.get(seq) {
+            ledger::lock(&live).alert = a.clone();
+        }
         let showing = ds
             .iter()
             .filter(|d| !d.state.is_final())
@@ -583,49 +569,26 @@ pub async fn cancel(
     Ok(summary_pb(&a))
 }
 
-/// What a (re)connecting agent should get: every item in its outbox after
-/// `after_seq` that is still wanted, and a withdrawal for cancelled ones it
-/// may still show. Expired entries are dropped from the outbox.
-pub async fn resume(
-    state: &State,
-    computer: &str,
-    after_seq: u64,
-) -> ApiResult<Vec<pb::ServerMessage>> {
+/// What a (re)connecting agent should get: every alert after `after_seq`
+/// it should still show, and a withdrawal for cancelled ones it may still
+/// show.
+pub fn resume(state: &State, computer: &str, after_seq: u64) -> Vec<pb::ServerMessage> {
     let now = now_ms();
     let mut out = Vec::new();
-    let mut cleanup = Batch::new();
-    for (key, id) in state
-        .db
-        .list_prefix::<String>(Table::Outbox, &format!("{computer}/"))?
-    {
-        let Ok(a) = load_alert(state, &id) else {
-            cleanup.delete(Table::Outbox, key);
+    for entry in state.book.all_live() {
+        let e = ledger::lock(&entry);
+        let Some(d) = e.deliveries.get(computer) else {
             continue;
         };
-        let Some(d) = state
-            .db
-            .get::<Delivery>(Table::Deliveries, &delivery_key(&id, computer))?
-        else {
-            cleanup.delete(Table::Outbox, key);
-            continue;
-        };
-        if a.cancelled {
+        if e.alert.cancelled {
             if !d.state.is_final() {
-                out.push(withdraw_msg(&a.id));
+                out.push(withdraw_msg(&e.alert.id));
             }
-            if now >= a.expires_ms {
-                cleanup.delete(Table::Outbox, key);
-            }
-        } else if now >= a.expires_ms || d.state.is_final() {
-            cleanup.delete(Table::Outbox, key);
-        } else if d.seq > after_seq {
-            out.push(delivery_msg(&a, d.seq));
+        } else if d.wanted(&e.alert, now) && e.seq > after_seq {
+            out.push(delivery_msg(&e.alert, e.seq));
         }
     }
-    // Dropping outbox entries needs no sync of its own; the next commit
-    // carries it, and a lost deletion is redone on the next resume.
-    state.db.commit(cleanup).await?;
-    Ok(out)
+    out
 }
 
 /// Receipts from every session go through one writer that stores them in
@@ -667,12 +630,17 @@ impl ReceiptWriter {
     }
 }
 
+/// One alert's part of a receipt batch.
+struct AlertReceipts {
+    entry: ledger::Shared,
+    /// The deliveries as they will be once stored.
+    changed: BTreeMap<String, Delivery>,
+    stored: Vec<ledger::StoredReceipt>,
+}
+
 async fn store_receipts(state: &State, batch_in: Vec<PendingReceipt>) {
     let now = now_ms();
-    let mut batch = Batch::new();
-    // Several receipts for one delivery in a batch build on each other.
-    let mut touched: BTreeMap<String, Delivery> = BTreeMap::new();
-    let mut changed_alerts = BTreeSet::new();
+    let mut per_alert: BTreeMap<u64, AlertReceipts> = BTreeMap::new();
     let mut acks: Vec<(crate::fanout::SessionTx, pb::ReceiptKey)> =
         Vec::with_capacity(batch_in.len());
     for p in batch_in {
@@ -681,40 +649,80 @@ async fn store_receipts(state: &State, batch_in: Vec<PendingReceipt>) {
             item_id: r.item_id.clone(),
             state: r.state,
         };
-        if let Some(to) = state_from_pb(r.state) {
-            let dkey = delivery_key(&r.item_id, &p.computer);
-            let current = match touched.remove(&dkey) {
-                Some(d) => Some(d),
-                None => match state.db.get::<Delivery>(Table::Deliveries, &dkey) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        // Not acknowledged: the agent keeps it and sends it again.
-                        tracing::warn!(computer = %p.computer, error = %e, "cannot read a delivery for a receipt");
-                        continue;
+        if let (Some(to), Ok(seq)) = (state_from_pb(r.state), alert_seq(&r.item_id)) {
+            let part = match per_alert.entry(seq) {
+                std::collections::btree_map::Entry::Occupied(o) => Some(o.into_mut()),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    match state.book.get_or_load(&state.db, seq) {
+                        Ok(Some(entry)) => Some(v.insert(AlertReceipts {
+                            entry,
+                            changed: BTreeMap::new(),
+                            stored: Vec::new(),
+                        })),
+                        Ok(None) => None,
+                        Err(e) => {
+                            // Not acknowledged: the agent keeps it and sends it again.
+                            tracing::warn!(computer = %p.computer, error = %e, "cannot read an alert for a receipt");
+                            continue;
+                        }
                     }
-                },
+                }
             };
-            if let Some(mut d) = current {
+            // Several receipts for one delivery in a batch build on each other.
+            let current = part.as_ref().and_then(|part| {
+                part.changed.get(&p.computer).cloned().or_else(|| {
+                    ledger::lock(&part.entry)
+                        .deliveries
+                        .get(&p.computer)
+                        .cloned()
+                })
+            });
+            if let (Some(part), Some(mut d)) = (part, current) {
                 let at = if r.at_unix_ms > 0 {
                     r.at_unix_ms.min(now)
                 } else {
                     now
                 };
-                let user = r.user.chars().take(64).collect::<String>();
+                let user: String = r.user.chars().take(64).collect();
                 if d.apply(to, at, Some(&user)) {
-                    batch.put_json(Table::Deliveries, dkey.clone(), &d);
-                    changed_alerts.insert(r.item_id.clone());
+                    part.stored.push(ledger::StoredReceipt {
+                        computer: p.computer.clone(),
+                        state: to,
+                        at,
+                        user: (!user.is_empty()).then_some(user),
+                    });
+                    part.changed.insert(p.computer.clone(), d);
                 }
-                touched.insert(dkey, d);
             }
         }
         acks.push((p.ack, key));
+    }
+    let mut batch = Batch::new();
+    let parts: Vec<(u64, AlertReceipts)> = per_alert
+        .into_iter()
+        .filter(|(_, part)| !part.stored.is_empty())
+        .collect();
+    if !parts.is_empty() {
+        let batch_seq = match state.db.next_id() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot store receipts; agents will send them again");
+                return;
+            }
+        };
+        for (seq, part) in &parts {
+            ledger::put_receipts(&mut batch, *seq, batch_seq, &part.stored);
+        }
     }
     if let Err(e) = state.db.commit(batch).await {
         tracing::warn!(error = %e, "cannot store receipts; agents will send them again");
         return;
     }
-    for id in changed_alerts {
+    for (_, part) in parts {
+        let mut e = ledger::lock(&part.entry);
+        let id = e.alert.id.clone();
+        e.deliveries.extend(part.changed);
+        drop(e);
         state.hub.alert_changed(&id);
     }
     for (ack, key) in acks {

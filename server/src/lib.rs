@@ -16,6 +16,7 @@ pub mod domain;
 pub mod error;
 pub mod fanout;
 pub mod init;
+pub mod ledger;
 pub mod net;
 pub mod state;
 pub mod store;

@@ -90,6 +90,8 @@ pub struct State {
     tree: RwLock<Arc<OrgTree>>,
     pub hub: crate::fanout::Hub,
     pub receipts: crate::alerts::ReceiptWriter,
+    /// Delivery states of the alerts that have not expired.
+    pub book: crate::ledger::Book,
     pub revoked: RevokedSerials,
     pub shutdown: watch::Receiver<bool>,
 }
@@ -103,6 +105,7 @@ impl State {
         shutdown: watch::Receiver<bool>,
     ) -> ApiResult<Arc<Self>> {
         let tree = OrgTree::new(db.list::<Unit>(Table::Units)?)?;
+        let book = crate::ledger::Book::load(&db, now_ms())?;
         Ok(Arc::new_cyclic(|weak| State {
             db,
             ca,
@@ -111,6 +114,7 @@ impl State {
             tree: RwLock::new(Arc::new(tree)),
             hub: crate::fanout::Hub::default(),
             receipts: crate::alerts::ReceiptWriter::start(weak.clone()).0,
+            book,
             revoked,
             shutdown,
         }))

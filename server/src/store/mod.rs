@@ -30,10 +30,10 @@ pub enum Table {
     Audit,
     /// Quick alerts, keyed by their zero-padded sequence number.
     Alerts,
-    /// One per (alert, computer): `<alert id>/<computer id>`.
-    Deliveries,
-    /// Each computer's ordered outbox: `<computer id>/<seq>` → item id.
-    Outbox,
+    /// Who each alert goes to, keyed like the alert (see `ledger`).
+    Audiences,
+    /// Append-only receipt batches: `<alert seq>/<batch seq>`.
+    Receipts,
 }
 
 impl Table {
@@ -58,8 +58,8 @@ impl Table {
             Table::Sessions => b's',
             Table::Audit => b'l',
             Table::Alerts => b'x',
-            Table::Deliveries => b'd',
-            Table::Outbox => b'o',
+            Table::Audiences => b'y',
+            Table::Receipts => b'r',
         }
     }
 }
@@ -223,6 +223,20 @@ impl Db {
             .scan_rev(table, before, limit)?
             .iter()
             .map(|(k, v)| decode(table, k, v))
+            .collect()
+    }
+
+    /// Like `list_rev`, with the keys.
+    pub fn list_rev_keyed<T: DeserializeOwned>(
+        &self,
+        table: Table,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        self.store
+            .scan_rev(table, before, limit)?
+            .iter()
+            .map(|(k, v)| decode(table, k, v).map(|t| (k.clone(), t)))
             .collect()
     }
 

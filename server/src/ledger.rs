@@ -1,0 +1,325 @@
+//! The delivery ledger: which computers an alert goes to and how far it got
+//! on each.
+//!
+//! **Stored** as one audience record per alert (its computers, grouped by
+//! unit) and append-only receipt batches (`<alert seq>/<batch seq>`, one
+//! key per alert per receipt commit). Sending an alert to 10,000 computers
+//! is thus two keys, not 10,000, and a burst of receipts is one key per
+//! alert, with no read of the delivery before writing it.
+//!
+//! **In memory**, every alert that has not expired yet has its
+//! [`Entry`]: the alert and each computer's [`Delivery`], the result of
+//! replaying the stored receipts. Reconnecting agents, receipts, status and
+//! live watching read it without touching the store. Expired alerts are
+//! loaded from the store when someone asks for them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::UnixMs;
+use crate::domain::alert::{Alert, Delivery, DeliveryState, MAX_TTL_MS};
+use crate::domain::org::UnitId;
+use crate::store::{Batch, Db, StoreError, Table, seq_key};
+
+/// An alert's audience as stored: computer ids grouped by their unit.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StoredAudience {
+    units: BTreeMap<UnitId, Vec<String>>,
+}
+
+/// One receipt as stored in a batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredReceipt {
+    #[serde(rename = "c")]
+    pub computer: String,
+    #[serde(rename = "s")]
+    pub state: DeliveryState,
+    pub at: UnixMs,
+    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+/// An alert and where each of its deliveries stands.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub seq: u64,
+    pub alert: Alert,
+    /// computer id → its delivery.
+    pub deliveries: HashMap<String, Delivery>,
+}
+
+impl Entry {
+    /// A new alert to `audience` (computer → unit), nothing delivered yet.
+    pub fn new<'a>(
+        seq: u64,
+        alert: Alert,
+        audience: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> Entry {
+        let deliveries = audience
+            .into_iter()
+            .map(|(c, u)| (c.clone(), Delivery::new(&alert.id, c, u, seq)))
+            .collect();
+        Entry {
+            seq,
+            alert,
+            deliveries,
+        }
+    }
+
+    /// Replays stored receipts, in the order they were stored.
+    fn replay(&mut self, receipts: impl IntoIterator<Item = StoredReceipt>) {
+        for r in receipts {
+            if let Some(d) = self.deliveries.get_mut(&r.computer) {
+                d.apply(r.state, r.at, r.user.as_deref());
+            }
+        }
+    }
+
+    /// The deliveries ordered by computer id.
+    pub fn sorted_deliveries(&self) -> Vec<Delivery> {
+        let mut ds: Vec<Delivery> = self.deliveries.values().cloned().collect();
+        ds.sort_by(|a, b| a.computer.cmp(&b.computer));
+        ds
+    }
+}
+
+/// Adds a new alert's records (alert, audience) to `batch`.
+pub fn put_new(batch: &mut Batch, entry: &Entry) {
+    let mut audience = StoredAudience::default();
+    for d in entry.deliveries.values() {
+        audience
+            .units
+            .entry(d.unit.clone())
+            .or_default()
+            .push(d.computer.clone());
+    }
+    for computers in audience.units.values_mut() {
+        computers.sort();
+    }
+    batch.put_json(Table::Alerts, seq_key(entry.seq), &entry.alert);
+    batch.put_json(Table::Audiences, seq_key(entry.seq), &audience);
+}
+
+/// Adds one receipt batch of an alert to `batch`.
+pub fn put_receipts(batch: &mut Batch, alert_seq: u64, batch_seq: u64, rs: &[StoredReceipt]) {
+    batch.put_json(
+        Table::Receipts,
+        format!("{}/{}", seq_key(alert_seq), seq_key(batch_seq)),
+        &rs,
+    );
+}
+
+/// Reads an alert and its deliveries from the store.
+pub fn load(db: &Db, seq: u64) -> Result<Option<Entry>, StoreError> {
+    let Some(alert) = db.get::<Alert>(Table::Alerts, &seq_key(seq))? else {
+        return Ok(None);
+    };
+    let audience: StoredAudience = db.get(Table::Audiences, &seq_key(seq))?.unwrap_or_default();
+    let mut entry = Entry {
+        seq,
+        deliveries: HashMap::with_capacity(audience.units.values().map(Vec::len).sum()),
+        alert,
+    };
+    for (unit, computers) in audience.units {
+        for c in computers {
+            let d = Delivery::new(&entry.alert.id, &c, &unit, seq);
+            entry.deliveries.insert(c, d);
+        }
+    }
+    let batches =
+        db.list_prefix::<Vec<StoredReceipt>>(Table::Receipts, &format!("{}/", seq_key(seq)))?;
+    entry.replay(batches.into_iter().flat_map(|(_, rs)| rs));
+    Ok(Some(entry))
+}
+
+pub type Shared = Arc<Mutex<Entry>>;
+
+pub fn lock(e: &Shared) -> MutexGuard<'_, Entry> {
+    // Every change to an entry is a single assignment or insert after the
+    // store committed it, so a poisoned entry is still consistent.
+    e.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The entries of all alerts that have not expired, by alert seq.
+#[derive(Default)]
+pub struct Book {
+    live: RwLock<BTreeMap<u64, Shared>>,
+}
+
+impl Book {
+    /// Loads every alert that has not expired at `now`.
+    pub fn load(db: &Db, now: UnixMs) -> Result<Book, StoreError> {
+        let mut live = BTreeMap::new();
+        let mut before: Option<String> = None;
+        'pages: loop {
+            let page: Vec<(String, Alert)> =
+                db.list_rev_keyed(Table::Alerts, before.as_deref(), 64)?;
+            let Some((last, _)) = page.last() else { break };
+            before = Some(last.clone());
+            for (key, alert) in page {
+                if alert.accepted_ms + MAX_TTL_MS < now {
+                    // Older alerts have all expired.
+                    break 'pages;
+                }
+                if alert.expires_ms <= now {
+                    continue;
+                }
+                let Ok(seq) = key.parse::<u64>() else {
+                    continue;
+                };
+                if let Some(e) = load(db, seq)? {
+                    live.insert(seq, Arc::new(Mutex::new(e)));
+                }
+            }
+        }
+        Ok(Book {
+            live: RwLock::new(live),
+        })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<u64, Shared>> {
+        self.live
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<u64, Shared>> {
+        self.live
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds a new alert (after it was stored) and forgets expired ones.
+    pub fn insert(&self, entry: Entry, now: UnixMs) -> Shared {
+        let seq = entry.seq;
+        let shared = Arc::new(Mutex::new(entry));
+        let mut live = self.write();
+        live.retain(|_, e| lock(e).alert.expires_ms > now);
+        live.insert(seq, shared.clone());
+        shared
+    }
+
+    pub fn get(&self, seq: u64) -> Option<Shared> {
+        self.read().get(&seq).cloned()
+    }
+
+    /// The entry of alert `seq`: the live one, or one read from the store
+    /// (not kept) for an expired alert.
+    pub fn get_or_load(&self, db: &Db, seq: u64) -> Result<Option<Shared>, StoreError> {
+        if let Some(e) = self.get(seq) {
+            return Ok(Some(e));
+        }
+        Ok(load(db, seq)?.map(|e| Arc::new(Mutex::new(e))))
+    }
+
+    /// Every live entry, oldest first.
+    pub fn all_live(&self) -> Vec<Shared> {
+        self.read().values().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::alert::Priority;
+    use crate::store::SledStore;
+
+    fn alert(id: &str, accepted: UnixMs, expires: UnixMs) -> Alert {
+        Alert {
+            id: id.into(),
+            title: "t".into(),
+            body: "b".into(),
+            priority: Priority::Info,
+            sender: "it".into(),
+            sender_unit_path: "/".into(),
+            accepted_ms: accepted,
+            expires_ms: expires,
+            cancelled: false,
+            cancelled_ms: None,
+            computers: 2,
+            targets: vec![],
+        }
+    }
+
+    fn receipt(c: &str, s: DeliveryState, at: UnixMs) -> StoredReceipt {
+        StoredReceipt {
+            computer: c.into(),
+            state: s,
+            at,
+            user: Some("anna".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn stored_receipts_replay_to_the_same_states_and_expired_alerts_are_not_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::new(SledStore::open(dir.path(), std::time::Duration::ZERO).unwrap());
+        let audience: BTreeMap<String, String> = [("c1", "u1"), ("c2", "u2")]
+            .into_iter()
+            .map(|(c, u)| (c.to_owned(), u.to_owned()))
+            .collect();
+        let now = 1_000_000;
+        let mut batch = Batch::new();
+        let live = Entry::new(7, alert("al-7", now - 10, now + 1000), &audience);
+        let old = Entry::new(3, alert("al-3", now - 2000, now - 1), &audience);
+        put_new(&mut batch, &live);
+        put_new(&mut batch, &old);
+        // Two batches; the second builds on the first, a repeat changes nothing.
+        put_receipts(
+            &mut batch,
+            7,
+            1,
+            &[receipt("c1", DeliveryState::Delivered, 5)],
+        );
+        put_receipts(
+            &mut batch,
+            7,
+            2,
+            &[
+                receipt("c1", DeliveryState::Displayed, 6),
+                receipt("c1", DeliveryState::Delivered, 9),
+                receipt("nobody", DeliveryState::Displayed, 9),
+            ],
+        );
+        db.commit(batch).await.unwrap();
+
+        let e = load(&db, 7).unwrap().unwrap();
+        let ds = e.sorted_deliveries();
+        assert_eq!(ds.len(), 2);
+        assert_eq!(
+            (
+                ds[0].computer.as_str(),
+                ds[0].state,
+                ds[0].delivered_ms,
+                ds[0].displayed_ms
+            ),
+            ("c1", DeliveryState::Displayed, Some(5), Some(6))
+        );
+        assert_eq!(ds[0].user.as_deref(), Some("anna"));
+        assert_eq!(
+            (ds[1].unit.as_str(), ds[1].state),
+            ("u2", DeliveryState::Queued)
+        );
+
+        let book = Book::load(&db, now).unwrap();
+        assert!(book.get(7).is_some(), "an alert still valid is live");
+        assert!(book.get(3).is_none(), "an expired one is not");
+        let loaded = book.get_or_load(&db, 3).unwrap().unwrap();
+        assert_eq!(lock(&loaded).alert.id, "al-3");
+        assert!(book.get_or_load(&db, 99).unwrap().is_none());
+        // Inserting forgets alerts that expired meanwhile.
+        book.insert(
+            Entry::new(9, alert("al-9", now, now + 5000), &audience),
+            now + 2000,
+        );
+        assert_eq!(
+            book.all_live()
+                .iter()
+                .map(|e| lock(e).seq)
+                .collect::<Vec<_>>(),
+            vec![9]
+        );
+    }
+}
