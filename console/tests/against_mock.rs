@@ -323,6 +323,14 @@ mock_service! {
         }
 
         type WatchAlertStream = ReceiverStream<Result<pb::AlertStatus, Status>>;
+        type WatchPresenceStream = ReceiverStream<Result<pb::PresenceSummary, Status>>;
+
+        async fn watch_presence(
+            &self,
+            _: Request<pb::WatchPresenceRequest>,
+        ) -> Result<Response<Self::WatchPresenceStream>, Status> {
+            Err(Status::unimplemented("watch_presence"))
+        }
 
         /// al-7: three changes, one repeat in between, then settled.
         /// al-8: ends before settling, as when the server shuts down.

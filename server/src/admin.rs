@@ -543,6 +543,7 @@ impl AdminApi {
             format!("{} moved from {from} to {}", c.hostname, tree.path(target)),
         )?;
         self.state.db.commit(batch).await?;
+        self.state.hub.presence_changed();
         Ok(self.computer_pb(&c))
     }
 
@@ -1102,6 +1103,15 @@ impl AdminService for AdminApi {
     }
 
     type WatchAlertStream = crate::alerts::WatchStream;
+    type WatchPresenceStream = crate::presence::WatchStream;
+
+    async fn watch_presence(
+        &self,
+        req: Request<pb::WatchPresenceRequest>,
+    ) -> Result<Response<Self::WatchPresenceStream>, Status> {
+        let caller = self.state.caller(&req)?;
+        respond(crate::presence::watch(self.state.clone(), caller))
+    }
 
     async fn watch_alert(
         &self,

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use herald_proto::pb;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tonic::Status;
 
 use crate::domain::UnixMs;
@@ -40,6 +40,9 @@ pub struct Hub {
     sessions: Mutex<HashMap<String, LiveSession>>,
     /// Ids of alerts whose deliveries changed, for live status watchers.
     alert_changes: broadcast::Sender<String>,
+    /// Bumped whenever a computer connects, disconnects, or its enrollment
+    /// or unit changes, for presence watchers.
+    presence: watch::Sender<u64>,
 }
 
 impl Default for Hub {
@@ -47,6 +50,7 @@ impl Default for Hub {
         Hub {
             sessions: Mutex::new(HashMap::new()),
             alert_changes: broadcast::channel(4096).0,
+            presence: watch::channel(0).0,
         }
     }
 }
@@ -64,6 +68,7 @@ impl Hub {
     /// Registers a session; an older session of the same computer is ended.
     pub fn register(&self, computer: &str, session: LiveSession) {
         let old = self.lock().insert(computer.to_owned(), session);
+        self.presence_changed();
         if let Some(mut old) = old
             && let Some(kill) = old.kill.take()
         {
@@ -78,6 +83,8 @@ impl Hub {
         let mut s = self.lock();
         if s.get(computer).is_some_and(|l| l.conn_id == conn_id) {
             s.remove(computer);
+            drop(s);
+            self.presence_changed();
             true
         } else {
             false
@@ -112,6 +119,7 @@ impl Hub {
     /// Ends a computer's session, if it has one, with `status`.
     pub fn kill(&self, computer: &str, status: Status) {
         let removed = self.lock().remove(computer);
+        self.presence_changed();
         if let Some(mut live) = removed
             && let Some(kill) = live.kill.take()
         {
@@ -149,6 +157,15 @@ impl Hub {
             );
         }
         report
+    }
+
+    /// Tells presence watchers to look again.
+    pub fn presence_changed(&self) {
+        self.presence.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub fn subscribe_presence(&self) -> watch::Receiver<u64> {
+        self.presence.subscribe()
     }
 
     pub fn alert_changed(&self, alert_id: &str) {

@@ -18,6 +18,7 @@ pub mod fanout;
 pub mod init;
 pub mod ledger;
 pub mod net;
+pub mod presence;
 pub mod state;
 pub mod store;
 

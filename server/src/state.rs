@@ -134,6 +134,8 @@ impl State {
             Ok(mut t) => *t = tree,
             Err(poisoned) => *poisoned.into_inner() = tree,
         }
+        // Unit names and paths in presence summaries changed.
+        self.hub.presence_changed();
         Ok(())
     }
 
@@ -164,8 +166,13 @@ impl State {
                     "malformed authorization header: expected \"Bearer <token>\"".into(),
                 )
             })?;
-        let hash = token_hash(token);
-        let session: SessionRecord = self.db.get(Table::Sessions, &hash)?.ok_or_else(|| {
+        self.caller_by_session(&token_hash(token))
+    }
+
+    /// The admin behind a stored session (by the token's hash), checked
+    /// again: long-lived streams use it to notice logouts and grant changes.
+    pub fn caller_by_session(&self, hash: &str) -> ApiResult<Caller> {
+        let session: SessionRecord = self.db.get(Table::Sessions, hash)?.ok_or_else(|| {
             ApiError::Unauthenticated("session unknown or logged out: log in again".into())
         })?;
         if session.expires_ms <= now_ms() {
@@ -179,7 +186,7 @@ impl State {
         Ok(Caller {
             name: admin.name,
             grants: admin.grants,
-            session_hash: hash,
+            session_hash: hash.to_owned(),
         })
     }
 

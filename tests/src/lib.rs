@@ -460,6 +460,17 @@ impl Drop for ServerProcess {
     }
 }
 
+/// `cap` on one unit's subtree.
+pub fn grant(cap: pb::Capability, unit: &str) -> pb::Grant {
+    pb::Grant {
+        capability: cap as i32,
+        scope: Some(pb::Scope {
+            organisation: false,
+            unit_ids: vec![unit.into()],
+        }),
+    }
+}
+
 pub fn to_unit(id: &str) -> pb::AlertTarget {
     pb::AlertTarget {
         target: Some(pb::alert_target::Target::OrgUnitId(id.into())),

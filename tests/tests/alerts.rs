@@ -7,18 +7,8 @@ use futures::StreamExt;
 use herald_proto::pb;
 use herald_tests::{
     Admin, FakeUser, PASSWORD, ServerProcess, TestAgent, TestServer, current_user, fast_backoff,
-    now_ms, to_all, to_unit, wait_for,
+    grant, now_ms, to_all, to_unit, wait_for,
 };
-
-fn grant(cap: pb::Capability, unit: &str) -> pb::Grant {
-    pb::Grant {
-        capability: cap as i32,
-        scope: Some(pb::Scope {
-            organisation: false,
-            unit_ids: vec![unit.into()],
-        }),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alert_reaches_its_subtree_only_and_counts_go_live() {
