@@ -2,7 +2,8 @@
 //! [`AdminClient`]. The UI sends [`Request`]s and never waits; every answer
 //! comes back as a [`Reply`] on a channel, followed by a call to the waker
 //! (`ctx.request_repaint()`). Live alert progress comes from `WatchAlert`
-//! streams, one task per watched alert.
+//! streams, one task per watched alert; the dashboard's online/offline
+//! counts come from one `WatchPresence` stream per session, opened at login.
 //!
 //! When a call fails because the server cannot be reached, the backend says
 //! so once ([`Reply::Connection`]) and tries `WhoAmI` with growing pauses
@@ -55,6 +56,9 @@ pub enum Request {
     Unwatch {
         alert_id: String,
     },
+    /// Open the presence stream anew (the admin's grants changed, so the
+    /// units it covers may have too). Login opens it by itself.
+    WatchPresence,
 }
 
 /// A read of server state.
@@ -209,6 +213,10 @@ pub enum Reply {
         alert_id: String,
         error: Option<String>,
     },
+    /// Online/offline counts per unit from the presence stream.
+    Presence(pb::PresenceSummary),
+    /// The server refused the presence stream; no counts follow.
+    PresenceEnded(String),
 }
 
 /// The UI's handle on the backend thread.
@@ -351,6 +359,7 @@ async fn run(mut requests: mpsc::UnboundedReceiver<Request>, out: Out) {
     let (internal_tx, mut internal) = mpsc::unbounded_channel::<Internal>();
     let mut link: Option<Link> = None;
     let mut watches: HashMap<String, JoinHandle<()>> = HashMap::new();
+    let mut presence: Option<JoinHandle<()>> = None;
     loop {
         tokio::select! {
             request = requests.recv() => {
@@ -386,6 +395,9 @@ async fn run(mut requests: mpsc::UnboundedReceiver<Request>, out: Out) {
                     }
                     Request::Logout => {
                         for (_, task) in watches.drain() {
+                            task.abort();
+                        }
+                        if let Some(task) = presence.take() {
                             task.abort();
                         }
                         if let Some(link) = link.take() {
@@ -447,6 +459,14 @@ async fn run(mut requests: mpsc::UnboundedReceiver<Request>, out: Out) {
                             task.abort();
                         }
                     }
+                    Request::WatchPresence => {
+                        if let Some(link) = &link {
+                            if let Some(old) = presence.take() {
+                                old.abort();
+                            }
+                            presence = Some(tokio::spawn(follow_presence(link.clone())));
+                        }
+                    }
                 }
             }
             Some(event) = internal.recv() => match event {
@@ -454,8 +474,13 @@ async fn run(mut requests: mpsc::UnboundedReceiver<Request>, out: Out) {
                     for (_, task) in watches.drain() {
                         task.abort();
                     }
+                    if let Some(old) = presence.take() {
+                        old.abort();
+                    }
                     let (online, _) = watch::channel(true);
-                    link = Some(Link { client, online, out: out.clone() });
+                    let new = Link { client, online, out: out.clone() };
+                    presence = Some(tokio::spawn(follow_presence(new.clone())));
+                    link = Some(new);
                 }
             },
         }
@@ -698,14 +723,8 @@ async fn follow(link: Link, alert_id: String, computers: bool) {
             }
             Err(status) => ClientError::from(status),
         };
-        // A stream cut mid-way (server restarted, network gone) comes back
-        // as a transport-level code; wait for the server and subscribe anew.
-        let cut = matches!(
-            error.code(),
-            Some(tonic::Code::Unknown | tonic::Code::Cancelled | tonic::Code::Aborted)
-        );
         interruptions += 1;
-        if is_unreachable(&error) || (cut && interruptions <= 5) {
+        if is_unreachable(&error) || (is_cut(&error) && interruptions <= 5) {
             link.lost(error.to_string());
             link.until_online().await;
             continue;
@@ -715,6 +734,61 @@ async fn follow(link: Link, alert_id: String, computers: bool) {
             alert_id,
             error: Some(text),
         });
+        return;
+    }
+}
+
+/// A stream cut mid-way (server restarted, network gone) comes back as a
+/// transport-level code: worth waiting for the server and subscribing anew.
+fn is_cut(error: &ClientError) -> bool {
+    matches!(
+        error.code(),
+        Some(tonic::Code::Unknown | tonic::Code::Cancelled | tonic::Code::Aborted)
+    )
+}
+
+/// Follows the online/offline counts for the session: every summary goes
+/// to the UI. The stream has no natural end, so an end or a cut means the
+/// server went away: once it is back, the stream is opened again, as after
+/// a lost connection. A refusal ends it.
+async fn follow_presence(link: Link) {
+    // As for alert watches: a server that keeps failing the stream is not
+    // retried for ever.
+    let mut interruptions = 0u32;
+    loop {
+        let error = match link
+            .client
+            .rpc()
+            .watch_presence(pb::WatchPresenceRequest {})
+            .await
+        {
+            Ok(response) => {
+                let mut stream = response.into_inner();
+                loop {
+                    match stream.message().await {
+                        Ok(Some(summary)) => {
+                            interruptions = 0;
+                            link.out.send(Reply::Presence(summary));
+                        }
+                        Ok(None) => {
+                            break ClientError::from(tonic::Status::aborted(
+                                "the server ended the presence stream",
+                            ));
+                        }
+                        Err(status) => break ClientError::from(status),
+                    }
+                }
+            }
+            Err(status) => ClientError::from(status),
+        };
+        interruptions += 1;
+        if is_unreachable(&error) || (is_cut(&error) && interruptions <= 5) {
+            link.lost(error.to_string());
+            link.until_online().await;
+            continue;
+        }
+        let text = link.classify(error);
+        link.out.send(Reply::PresenceEnded(text));
         return;
     }
 }

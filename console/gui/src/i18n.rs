@@ -92,7 +92,7 @@ catalogue! {
     Offline => "Offline", "Offline";
     Total => "Total", "Razem";
     NoComputersYet => "No computers enrolled yet.", "Nie zarejestrowano jeszcze komputerów.";
-    ComputersHidden => "You may not see computers (needs \"manage computers\" or \"view reports\").", "Nie możesz przeglądać komputerów (wymaga „zarządzanie komputerami” albo „raporty”).";
+    PresenceAsOf => "Counts as of {time}, not updated while the server cannot be reached.", "Stan z {time}; bez aktualizacji, dopóki serwer jest nieosiągalny.";
     RecentAlerts => "Recent alerts", "Ostatnie alerty";
     NoAlertsYet => "No alerts sent yet.", "Nie wysłano jeszcze alertów.";
     AlertsHidden => "You may not see alerts.", "Nie możesz przeglądać alertów.";

@@ -219,6 +219,37 @@ fn all_grants() -> Vec<pb::Grant> {
         .collect()
 }
 
+/// The presence summary the server would send for `computers`: counts of
+/// the computers directly in each unit, every unit listed, sorted by path.
+pub fn presence(computers: &[pb::Computer]) -> pb::PresenceSummary {
+    let mut units: Vec<pb::UnitPresence> = units()
+        .into_iter()
+        .map(|u| {
+            let here = computers
+                .iter()
+                .filter(|c| c.org_unit_id == u.id && !c.revoked);
+            let (online, offline) = here.fold((0, 0), |(on, off), c| {
+                if c.online {
+                    (on + 1, off)
+                } else {
+                    (on, off + 1)
+                }
+            });
+            pb::UnitPresence {
+                org_unit_id: u.id,
+                path: u.path,
+                online,
+                offline,
+            }
+        })
+        .collect();
+    units.sort_by(|a, b| a.path.cmp(&b.path));
+    pb::PresenceSummary {
+        units,
+        at_unix_ms: NOW,
+    }
+}
+
 /// A console logged in as the bootstrap admin, holding `n` computers.
 pub fn console(n: usize) -> Console {
     let mut c = Console::new(Settings::default(), None);
@@ -284,9 +315,11 @@ pub fn console(n: usize) -> Console {
             details: "to /Branches/Filia nr 3".into(),
         })
         .collect();
+    let computers = computers(n);
+    c.apply(Reply::Presence(presence(&computers)));
     for fetched in [
         Fetched::Units(units()),
-        Fetched::Computers(computers(n)),
+        Fetched::Computers(computers),
         Fetched::Tokens(tokens),
         Fetched::Admins(vec![me, alice]),
         Fetched::Alerts(alerts()),

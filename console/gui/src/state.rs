@@ -220,7 +220,8 @@ pub struct AuditView {
     pub error: Option<String>,
 }
 
-/// One row of the dashboard: a unit and the computers in its subtree.
+/// One row of the dashboard: a unit and the computers in its subtree (as
+/// far as the admin's grants reach).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnitPresence {
     pub depth: usize,
@@ -240,11 +241,27 @@ pub struct Session {
     pub tree: UnitTree,
     pub connection: Connection,
     pub screen: Screen,
-    /// All visible computers (revoked ones too); `None` until loaded.
+    /// All visible computers (revoked ones too), for the organisation
+    /// screen, fetched when it is opened; `None` until loaded.
     pub computers: Option<Vec<pb::Computer>>,
     computers_version: u64,
     pub computers_error: Option<String>,
+    /// Rows of the dashboard's presence table, with subtree totals, from
+    /// the latest presence summary and the unit tree.
     pub presence: Vec<UnitPresence>,
+    /// The latest presence summary's counts, each for computers directly in
+    /// the unit; `None` until the first summary arrives.
+    pub presence_units: Option<Vec<pb::UnitPresence>>,
+    /// When the server counted them.
+    pub presence_at_ms: i64,
+    /// Why no further summaries come (the server refused the stream).
+    pub presence_error: Option<String>,
+    /// Units of a summary that the tree did not know (or knew by another
+    /// path) when the units were last fetched for that reason, so the same
+    /// difference does not ask again.
+    presence_asked_units: Vec<String>,
+    /// Unit lists asked for and not answered yet.
+    units_pending: u32,
     pub tokens: Vec<pb::EnrollmentToken>,
     pub admins: Vec<pb::AdminInfo>,
     pub alerts: Option<Vec<pb::AlertStatus>>,
@@ -274,6 +291,11 @@ impl Session {
             computers_version: 0,
             computers_error: None,
             presence: Vec::new(),
+            presence_units: None,
+            presence_at_ms: 0,
+            presence_error: None,
+            presence_asked_units: Vec::new(),
+            units_pending: 0,
             tokens: Vec::new(),
             admins: Vec::new(),
             alerts: None,
@@ -321,47 +343,50 @@ impl Session {
         self.admins.iter().find(|a| a.name == name)
     }
 
+    /// Rebuilds the dashboard rows: each unit the summary covers, in tree
+    /// order, with the computers of its subtree; units with none are left
+    /// out. Depth counts only covered ancestors, so an admin of one branch
+    /// sees that branch at the top.
     fn recompute_presence(&mut self) {
-        let Some(computers) = &self.computers else {
+        let Some(units) = &self.presence_units else {
             self.presence.clear();
             return;
         };
-        // Count per unit, then add each unit's counts to its ancestors.
-        let mut direct: HashMap<&str, (u32, u32)> = HashMap::new();
-        for c in computers.iter().filter(|c| !c.revoked) {
-            let entry = direct.entry(c.org_unit_id.as_str()).or_default();
-            if c.online {
-                entry.0 += 1;
-            } else {
-                entry.1 += 1;
-            }
-        }
-        let mut total: HashMap<String, (u32, u32)> = HashMap::new();
-        for (unit, (on, off)) in direct {
-            let mut at = Some(unit.to_owned());
-            let mut guard = 0;
-            while let Some(id) = at {
-                let entry = total.entry(id.clone()).or_default();
-                entry.0 += on;
-                entry.1 += off;
+        let direct: HashMap<&str, (u32, u32)> = units
+            .iter()
+            .map(|u| (u.org_unit_id.as_str(), (u.online, u.offline)))
+            .collect();
+        let mut total: HashMap<&str, (u32, u32)> = HashMap::new();
+        let mut depth: HashMap<&str, usize> = HashMap::new();
+        for (&unit, &(on, off)) in &direct {
+            let mut covered_above = 0;
+            let mut at = Some(unit);
+            // A unit's chain of parents is never longer than the tree.
+            for _ in 0..=self.tree.units().len() {
+                let Some(id) = at else { break };
+                if let Some((key, _)) = direct.get_key_value(id) {
+                    let entry = total.entry(key).or_default();
+                    entry.0 += on;
+                    entry.1 += off;
+                    if id != unit {
+                        covered_above += 1;
+                    }
+                }
                 at = self
                     .tree
-                    .get(&id)
+                    .get(id)
                     .filter(|u| !u.parent_id.is_empty())
-                    .map(|u| u.parent_id.clone());
-                guard += 1;
-                if guard > self.tree.units().len() {
-                    break;
-                }
+                    .map(|u| u.parent_id.as_str());
             }
+            depth.insert(unit, covered_above);
         }
         self.presence = self
             .tree
             .ordered()
-            .filter_map(|(depth, u)| {
-                let (online, offline) = total.get(&u.id).copied()?;
-                Some(UnitPresence {
-                    depth,
+            .filter_map(|(_, u)| {
+                let (online, offline) = total.get(u.id.as_str()).copied()?;
+                (online + offline > 0).then(|| UnitPresence {
+                    depth: depth.get(u.id.as_str()).copied().unwrap_or_default(),
                     unit_id: u.id.clone(),
                     name: u.name.clone(),
                     online,
@@ -369,6 +394,21 @@ impl Session {
                 })
             })
             .collect();
+    }
+
+    /// Units the latest summary names that the tree does not know, or
+    /// knows by another path (created, renamed or moved by someone else).
+    fn units_behind(&self) -> Vec<String> {
+        self.presence_units
+            .iter()
+            .flatten()
+            .filter(|u| {
+                self.tree
+                    .get(&u.org_unit_id)
+                    .is_none_or(|known| known.path != u.path)
+            })
+            .map(|u| u.org_unit_id.clone())
+            .collect()
     }
 
     /// Brings the organisation screen's computer rows up to date with the
@@ -471,6 +511,11 @@ impl Console {
     }
 
     fn send(&mut self, request: Request) {
+        if matches!(request, Request::Fetch(Fetch::Units))
+            && let Some(s) = &mut self.session
+        {
+            s.units_pending += 1;
+        }
         self.outbox.push(request);
     }
 
@@ -572,11 +617,14 @@ impl Console {
             }
             Reply::LoggedOut => {}
             Reply::SessionEnded(reason) => {
-                if let Some(session) = self.session.take() {
-                    self.login.server = session.server.clone();
-                    self.login.user = session.user.clone();
-                    self.stashed = Some(session);
-                }
+                // A stream or call of a session already gone may still
+                // notice; the login form being typed in is left alone.
+                let Some(session) = self.session.take() else {
+                    return;
+                };
+                self.login.server = session.server.clone();
+                self.login.user = session.user.clone();
+                self.stashed = Some(session);
                 self.login.busy = false;
                 self.login.password.clear();
                 self.login.error = Some(self.tr.fill(T::SessionEnded, &[("reason", &reason)]));
@@ -603,6 +651,20 @@ impl Console {
                 }
             }
             Reply::AlertStatus(status) => self.alert_status(status),
+            Reply::Presence(summary) => {
+                if let Some(s) = &mut self.session {
+                    s.presence_units = Some(summary.units);
+                    s.presence_at_ms = summary.at_unix_ms;
+                    s.presence_error = None;
+                    s.recompute_presence();
+                }
+                self.fetch_units_behind_presence();
+            }
+            Reply::PresenceEnded(error) => {
+                if let Some(s) = &mut self.session {
+                    s.presence_error = Some(error);
+                }
+            }
             Reply::WatchEnded { alert_id, error } => {
                 if let Some(s) = &mut self.session {
                     s.watching.remove(&alert_id);
@@ -662,9 +724,12 @@ impl Console {
         s.watching.clear();
         let perms = s.perms.clone();
         let opened = s.alerts_view.opened.clone();
+        // The dashboard's counts come from the presence stream; the
+        // computer list is only for the organisation screen.
+        let computers = perms.may_see_computers() && s.screen == Screen::Organisation;
         self.send(Request::Fetch(Fetch::Me));
         self.send(Request::Fetch(Fetch::Units));
-        if perms.may_see_computers() {
+        if computers {
             self.send(Request::Fetch(Fetch::Computers));
         }
         if perms.may_see_alerts() {
@@ -697,13 +762,19 @@ impl Console {
         let Some(s) = &mut self.session else { return };
         match fetched {
             Fetched::Me(me) => {
+                let grants_changed = s.me.grants != me.grants;
                 s.perms = Perms::new(&me);
                 s.me = me;
                 if !s.screens().contains(&s.screen) {
                     s.screen = Screen::Dashboard;
                 }
+                if grants_changed {
+                    // The units the counts cover follow the grants.
+                    self.send(Request::WatchPresence);
+                }
             }
             Fetched::Units(units) => {
+                s.units_pending = s.units_pending.saturating_sub(1);
                 s.tree = UnitTree::new(units);
                 if s.org
                     .selected
@@ -714,12 +785,12 @@ impl Console {
                 }
                 s.recompute_presence();
                 s.org.rows_key = None;
+                self.fetch_units_behind_presence();
             }
             Fetched::Computers(list) => {
                 s.computers = Some(list);
                 s.computers_error = None;
                 s.computers_version += 1;
-                s.recompute_presence();
             }
             Fetched::Tokens(tokens) => s.tokens = tokens,
             Fetched::Admins(admins) => {
@@ -757,8 +828,27 @@ impl Console {
         }
     }
 
+    /// Fetches the units again when the presence summary names units the
+    /// tree does not know yet, once per difference and not while a fetch
+    /// is under way.
+    fn fetch_units_behind_presence(&mut self) {
+        let Some(s) = &mut self.session else { return };
+        if s.units_pending > 0 {
+            return;
+        }
+        let behind = s.units_behind();
+        if behind.is_empty() || behind == s.presence_asked_units {
+            return;
+        }
+        s.presence_asked_units = behind;
+        self.send(Request::Fetch(Fetch::Units));
+    }
+
     fn fetch_failed(&mut self, fetch: Fetch, error: String) {
         let Some(s) = &mut self.session else { return };
+        if fetch == Fetch::Units {
+            s.units_pending = s.units_pending.saturating_sub(1);
+        }
         match fetch {
             Fetch::Computers => s.computers_error = Some(error),
             Fetch::Alerts { .. } => s.alerts_error = Some(error),
@@ -870,12 +960,12 @@ impl Console {
                     "{} · {}",
                     computer.hostname, computer.org_unit_path
                 ));
+                // The dashboard's counts follow from the presence stream.
                 if let Some(list) = &mut s.computers
                     && let Some(slot) = list.iter_mut().find(|c| c.id == computer.id)
                 {
                     *slot = computer;
                     s.computers_version += 1;
-                    s.recompute_presence();
                 }
             }
             (Form::AdminCreate, Outcome::Admin(admin)) => {
@@ -948,10 +1038,15 @@ impl Console {
     // ------------------------------------------------------------ navigation
 
     pub fn go(&mut self, screen: Screen) {
-        if let Some(s) = &mut self.session
-            && s.screens().contains(&screen)
-        {
-            s.screen = screen;
+        let Some(s) = &mut self.session else { return };
+        if !s.screens().contains(&screen) || s.screen == screen {
+            return;
+        }
+        s.screen = screen;
+        // The computer list is fetched afresh each time it is opened: it is
+        // not kept up to date while other screens are shown.
+        if screen == Screen::Organisation && s.perms.may_see_computers() {
+            self.send(Request::Fetch(Fetch::Computers));
         }
     }
 
@@ -1394,6 +1489,7 @@ mod tests {
                     computers,
                 } => format!("watch {alert_id} {computers}"),
                 Request::Unwatch { alert_id } => format!("unwatch {alert_id}"),
+                Request::WatchPresence => "watch presence".into(),
             })
             .collect()
     }
@@ -1498,6 +1594,8 @@ mod tests {
         c.go(Screen::Admins);
         assert_eq!(c.session.as_ref().unwrap().screen, Screen::Dashboard);
 
+        // The dashboard's counts come from the presence stream: the
+        // computer list waits for the organisation screen.
         let mut full = sample::console(0);
         full.refresh();
         assert_eq!(
@@ -1505,12 +1603,18 @@ mod tests {
             [
                 "fetch Me",
                 "fetch Units",
-                "fetch Computers",
                 "fetch Alerts",
                 "fetch Tokens",
                 "fetch Admins"
             ]
         );
+        full.go(Screen::Organisation);
+        assert_eq!(requests(&mut full), ["fetch Computers"]);
+        full.refresh();
+        assert!(requests(&mut full).contains(&"fetch Computers".to_owned()));
+        full.go(Screen::Dashboard);
+        full.go(Screen::Organisation);
+        assert_eq!(requests(&mut full), ["fetch Computers"]);
     }
 
     #[test]
@@ -1674,6 +1778,13 @@ mod tests {
             Some("Your session ended: not authenticated: session expired. Log in again.")
         );
         assert_eq!(c.login.user, "admin");
+        // The presence stream of the ended session notices later: what is
+        // being typed into the login form stays.
+        c.login.password = "typing".into();
+        c.apply(Reply::SessionEnded(
+            "not authenticated: log in again".into(),
+        ));
+        assert_eq!(c.login.password, "typing");
         c.apply(Reply::LoggedIn {
             server: "https://herald.example.org:7443".into(),
             me: c.stashed.as_ref().unwrap().me.clone(),
@@ -1697,7 +1808,92 @@ mod tests {
         );
         assert!(requests(&mut c).is_empty());
         c.apply(Reply::Connection(Connection::Online));
-        assert!(requests(&mut c).contains(&"fetch Computers".to_owned()));
+        let sent = requests(&mut c);
+        assert!(sent.contains(&"fetch Units".to_owned()), "{sent:?}");
+        // The presence stream comes back by itself; the dashboard needs no
+        // computer list.
+        assert!(!sent.contains(&"fetch Computers".to_owned()), "{sent:?}");
+        // While lost, the counts say how old they are.
+        c.apply(Reply::Connection(Connection::Lost("gone".into())));
+        let s = c.session.as_ref().unwrap();
+        assert_eq!(s.presence_at_ms, sample::NOW);
+    }
+
+    fn unit_presence(id: &str, path: &str, online: u32, offline: u32) -> pb::UnitPresence {
+        pb::UnitPresence {
+            org_unit_id: id.into(),
+            path: path.into(),
+            online,
+            offline,
+        }
+    }
+
+    #[test]
+    fn presence_rows_follow_each_summary_within_the_grants() {
+        let mut c = Console::new(Settings::default(), None);
+        c.apply(Reply::LoggedIn {
+            server: "https://h".into(),
+            me: limited(),
+            expires_unix_ms: 0,
+        });
+        requests(&mut c);
+        assert!(c.session.as_ref().unwrap().presence_units.is_none());
+        // Only Filia nr 3 is covered: it is the top row, without indent.
+        let branch = |online| pb::PresenceSummary {
+            units: vec![unit_presence("u-b3", "/Branches/Filia nr 3", online, 2)],
+            at_unix_ms: 5,
+        };
+        c.apply(Reply::Presence(branch(1)));
+        // The units are on their way already: no second ask.
+        assert!(requests(&mut c).is_empty());
+        let sample = sample::console(0);
+        let units = sample.session.as_ref().unwrap().tree.units().to_vec();
+        c.apply(Reply::Fetched(Fetched::Units(units.clone())));
+        assert!(requests(&mut c).is_empty(), "the tree knows every unit");
+        let rows = |c: &Console| -> Vec<(String, usize, u32, u32)> {
+            c.session
+                .as_ref()
+                .unwrap()
+                .presence
+                .iter()
+                .map(|p| (p.unit_id.clone(), p.depth, p.online, p.offline))
+                .collect()
+        };
+        assert_eq!(rows(&c), [("u-b3".into(), 0, 1, 2)]);
+        c.apply(Reply::Presence(branch(2)));
+        assert_eq!(rows(&c), [("u-b3".into(), 0, 2, 2)]);
+        assert!(requests(&mut c).is_empty(), "never polls");
+
+        // A unit created by someone else shows up in a summary: the units
+        // are fetched once for it.
+        let mut grown = branch(2);
+        grown.units.push(unit_presence(
+            "u-new",
+            "/Branches/Filia nr 3/Czytelnia",
+            1,
+            0,
+        ));
+        c.apply(Reply::Presence(grown.clone()));
+        assert_eq!(requests(&mut c), ["fetch Units"]);
+        c.apply(Reply::Fetched(Fetched::Units(units)));
+        c.apply(Reply::Presence(grown));
+        assert!(requests(&mut c).is_empty(), "asked once for that unit");
+
+        // A refused stream is shown; the last counts stay.
+        c.apply(Reply::PresenceEnded("permission denied: no".into()));
+        let s = c.session.as_ref().unwrap();
+        assert_eq!(s.presence_error.as_deref(), Some("permission denied: no"));
+        assert_eq!(s.presence.len(), 1);
+    }
+
+    #[test]
+    fn changed_grants_open_the_presence_stream_anew() {
+        let mut c = sample::console(3);
+        let me = c.session.as_ref().unwrap().me.clone();
+        c.apply(Reply::Fetched(Fetched::Me(me)));
+        assert!(requests(&mut c).is_empty());
+        c.apply(Reply::Fetched(Fetched::Me(limited())));
+        assert_eq!(requests(&mut c), ["watch presence"]);
     }
 
     #[test]

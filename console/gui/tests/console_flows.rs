@@ -200,7 +200,39 @@ async fn log_in_enroll_a_computer_and_watch_an_alert_reach_its_screen() {
         has_label(h, "dismissed 1") && has_label(h, "Settled: nothing can change any more")
     })
     .await;
+
+    // The dashboard's counts follow the computers by themselves: a second
+    // computer connects in the unit and later goes away, and nothing is
+    // clicked in between.
+    h.get_by_label("Dashboard").click();
+    step_until(&mut h, "one computer online in the unit", |h| {
+        has_label(h, "Filia nr 3: Online 1, Offline 0")
+    })
+    .await;
+    let admin = server.admin().await;
+    let unit = admin
+        .units()
+        .await
+        .into_iter()
+        .find(|u| u.path == "/Filia nr 3")
+        .unwrap();
+    let mut second = TestAgent::enroll(&server.url(), &admin.token(&unit.id, 1).await).await;
+    second.wait_connected(Duration::from_secs(10)).await;
+    step_until(&mut h, "the second computer counted online", |h| {
+        has_label(h, "Filia nr 3: Online 2, Offline 0")
+            && has_label(h, "City Library: Online 2, Offline 0")
+    })
+    .await;
+    second.stop().await;
+    step_until(&mut h, "the second computer counted offline", |h| {
+        has_label(h, "Filia nr 3: Online 1, Offline 1")
+    })
+    .await;
     agent.stop().await;
+    step_until(&mut h, "both computers counted offline", |h| {
+        has_label(h, "Filia nr 3: Online 0, Offline 2")
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,12 +251,19 @@ async fn an_admin_sees_only_what_it_may_use_and_the_server_refuses_the_rest() {
             unit_ids: units,
         }),
     };
+    // A computer in each branch.
+    let mut in_b3 = TestAgent::enroll(&server.url(), &admin.token(&b3, 1).await).await;
+    let mut in_b7 = TestAgent::enroll(&server.url(), &admin.token(&b7, 1).await).await;
+    in_b3.wait_connected(Duration::from_secs(10)).await;
+    in_b7.wait_connected(Duration::from_secs(10)).await;
+    // Every grant is on Branch 3: the dashboard's counts cover the units
+    // the admin holds any grant on.
     let mut c = admin.client.clone();
     c.create_admin(admin.req(pb::CreateAdminRequest {
         name: "alice".into(),
         password: PASSWORD.into(),
         grants: vec![
-            grant(pb::Capability::SendMessages, true, vec![]),
+            grant(pb::Capability::SendMessages, false, vec![b3.clone()]),
             grant(pb::Capability::SendQuickAlerts, false, vec![b3.clone()]),
         ],
     }))
@@ -238,8 +277,20 @@ async fn an_admin_sees_only_what_it_may_use_and_the_server_refuses_the_rest() {
     for hidden in ["Organisation", "Admins", "Audit log"] {
         assert!(!has_label(&h, hidden), "{hidden} must not be offered");
     }
-    // No computers may be listed, and the dashboard says why.
-    h.get_by_label_contains("You may not see computers");
+    // Without "manage computers" or "view reports", the dashboard still
+    // counts the computers of Branch 3, and only those.
+    step_until(&mut h, "the counts of Branch 3", |h| {
+        has_label(h, "Branch 3: Online 1, Offline 0")
+    })
+    .await;
+    for other in ["Branch 7", "Branches", "City Library"] {
+        assert!(
+            h.query_all_by_label_contains(&format!("{other}: Online"))
+                .next()
+                .is_none(),
+            "{other} must not be counted"
+        );
+    }
 
     // Only Branch 3 can be picked as the audience.
     h.get_by_label("Quick alerts").click();
@@ -253,7 +304,7 @@ async fn an_admin_sees_only_what_it_may_use_and_the_server_refuses_the_rest() {
     }
     h.get_by_label("Branch 3").click();
     step_until(&mut h, "the audience count", |h| {
-        has_label(h, "Reaches 0 computers (0 online now)")
+        has_label(h, "Reaches 1 computer (1 online now)")
     })
     .await;
 
@@ -294,4 +345,6 @@ async fn an_admin_sees_only_what_it_may_use_and_the_server_refuses_the_rest() {
         .into_inner()
         .alerts;
     assert!(alerts.is_empty(), "{alerts:?}");
+    in_b3.stop().await;
+    in_b7.stop().await;
 }

@@ -1,10 +1,12 @@
-//! The dashboard: computers online and offline per org unit, and the recent
-//! alerts with their live delivery progress.
+//! The dashboard: computers online and offline per org unit (live, from the
+//! presence stream), and the recent alerts with their live delivery
+//! progress.
 
 use egui::{RichText, Ui};
 use herald_console::pb;
 
 use super::widgets::{self, cell, columns, content_cell, header_row, row, weak};
+use crate::backend::Connection;
 use crate::i18n::T;
 use crate::state::Console;
 
@@ -23,19 +25,25 @@ fn presence_ui(ui: &mut Ui, c: &mut Console) {
     let Some(s) = &c.session else { return };
     ui.heading(tr.t(T::ComputersPerUnit));
     ui.add_space(6.0);
-    if !s.perms.may_see_computers() {
-        weak(ui, tr.t(T::ComputersHidden));
-        return;
-    }
-    if let Some(error) = &s.computers_error {
+    if let Some(error) = &s.presence_error {
         widgets::error_text(ui, error);
     }
-    if s.computers.is_none() {
-        ui.horizontal(|ui| {
-            ui.spinner();
-            ui.label(tr.t(T::Loading));
-        });
+    // The rows need both the counts and the tree to place them in.
+    if s.presence_units.is_none() || s.tree.units().is_empty() {
+        if s.presence_error.is_none() {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label(tr.t(T::Loading));
+            });
+        }
         return;
+    }
+    if s.connection != Connection::Online {
+        // The counts stop following the computers until the server is back.
+        weak(
+            ui,
+            &tr.fill(T::PresenceAsOf, &[("time", &c.time(s.presence_at_ms))]),
+        );
     }
     if s.presence.is_empty() {
         weak(ui, tr.t(T::NoComputersYet));
