@@ -543,6 +543,7 @@ impl AdminApi {
             format!("{} moved from {from} to {}", c.hostname, tree.path(target)),
         )?;
         self.state.db.commit(batch).await?;
+        self.state.roster.set(&c.id, &c.unit);
         self.state.hub.presence_changed();
         Ok(self.computer_pb(&c))
     }
@@ -573,6 +574,7 @@ impl AdminApi {
             )?;
             self.state.db.commit(batch).await?;
         }
+        self.state.roster.remove(&c.id);
         if let Ok(mut set) = self.state.revoked.write() {
             set.insert(c.cert_serial.clone());
         }

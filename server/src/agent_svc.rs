@@ -107,6 +107,7 @@ impl AgentApi {
             ),
         )?;
         self.state.db.commit(batch).await?;
+        self.state.roster.set(&id, &tok.unit);
         self.state.hub.presence_changed();
         tracing::info!(computer = %id, %hostname, unit = %tree.path(&tok.unit), "computer enrolled");
         Ok(pb::EnrollResponse {

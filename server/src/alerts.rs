@@ -142,12 +142,7 @@ fn resolve_audience(
         ));
     }
     let g = state.grants(caller, tree);
-    let computers: Vec<ComputerRecord> = state
-        .db
-        .list::<ComputerRecord>(Table::Computers)?
-        .into_iter()
-        .filter(|c| !c.revoked)
-        .collect();
+    let computers = state.roster.all();
     let mut audience: BTreeMap<String, String> = BTreeMap::new(); // computer → unit
     let mut described = Vec::new();
     let mut target_units = BTreeSet::new();
@@ -157,16 +152,17 @@ fn resolve_audience(
                 let u = u.trim();
                 tree.get(u)?;
                 g.require(Capability::SendQuickAlerts, u)?;
-                for c in computers.iter().filter(|c| tree.is_within(&c.unit, u)) {
-                    audience.insert(c.id.clone(), c.unit.clone());
+                for (c, unit) in computers.iter().filter(|(_, unit)| tree.is_within(unit, u)) {
+                    audience.insert(c.clone(), unit.clone());
                 }
                 described.push(tree.path(u));
                 target_units.insert(u.to_owned());
             }
             Some(pb::alert_target::Target::ComputerId(id)) => {
-                let c = computers
-                    .iter()
-                    .find(|c| c.id == id.trim())
+                let c = state
+                    .db
+                    .get::<ComputerRecord>(Table::Computers, id.trim())?
+                    .filter(|c| !c.revoked)
                     .ok_or_else(|| {
                         ApiError::NotFound(format!("no computer with id {id:?} (or it is revoked)"))
                     })?;
@@ -178,9 +174,9 @@ fn resolve_audience(
             Some(pb::alert_target::Target::All(true)) => {
                 g.require_any(Capability::SendQuickAlerts)?;
                 let allowed = g.units_with(Capability::SendQuickAlerts);
-                for c in &computers {
-                    if allowed.as_ref().is_none_or(|set| set.contains(&c.unit)) {
-                        audience.insert(c.id.clone(), c.unit.clone());
+                for (c, unit) in &computers {
+                    if allowed.as_ref().is_none_or(|set| set.contains(unit)) {
+                        audience.insert(c.clone(), unit.clone());
                     }
                 }
                 described.push("all".into());

@@ -11,8 +11,7 @@ use tonic::Status;
 
 use crate::domain::perm::Capability;
 use crate::error::ApiResult;
-use crate::state::{Caller, ComputerRecord, State, now_ms};
-use crate::store::Table;
+use crate::state::{Caller, State, now_ms};
 
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::PresenceSummary, Status>> + Send>>;
 
@@ -24,10 +23,10 @@ pub fn summary(state: &State, caller: &Caller) -> ApiResult<pb::PresenceSummary>
     let tree = state.tree();
     let g = state.grants(caller, &tree);
     let mut counts: HashMap<&str, (u32, u32)> = HashMap::new();
-    let computers = state.db.list::<ComputerRecord>(Table::Computers)?;
-    for c in computers.iter().filter(|c| !c.revoked) {
-        let slot = counts.entry(c.unit.as_str()).or_default();
-        if state.is_online(&c.id) {
+    let computers = state.roster.all();
+    for (c, unit) in &computers {
+        let slot = counts.entry(unit.as_str()).or_default();
+        if state.is_online(c) {
             slot.0 += 1;
         } else {
             slot.1 += 1;

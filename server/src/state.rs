@@ -72,6 +72,55 @@ pub struct AuditRecord {
     pub details: String,
 }
 
+/// Which unit each enrolled, unrevoked computer is in, kept in memory so
+/// that resolving an alert's audience or counting presence does not read
+/// every computer record. Changed only after the store committed the change
+/// (enroll, move, revoke).
+#[derive(Default)]
+pub struct Roster {
+    units: RwLock<std::collections::HashMap<String, UnitId>>,
+}
+
+impl Roster {
+    pub fn load(db: &Db) -> ApiResult<Roster> {
+        let units = db
+            .list::<ComputerRecord>(Table::Computers)?
+            .into_iter()
+            .filter(|c| !c.revoked)
+            .map(|c| (c.id, c.unit))
+            .collect();
+        Ok(Roster {
+            units: RwLock::new(units),
+        })
+    }
+
+    pub fn set(&self, computer: &str, unit: &str) {
+        let mut m = self
+            .units
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.insert(computer.to_owned(), unit.to_owned());
+    }
+
+    pub fn remove(&self, computer: &str) {
+        let mut m = self
+            .units
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.remove(computer);
+    }
+
+    /// Every unrevoked computer with its unit.
+    pub fn all(&self) -> Vec<(String, UnitId)> {
+        self.units
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(c, u)| (c.clone(), u.clone()))
+            .collect()
+    }
+}
+
 /// The authenticated admin behind a request.
 #[derive(Clone, Debug)]
 pub struct Caller {
@@ -92,6 +141,7 @@ pub struct State {
     pub receipts: crate::alerts::ReceiptWriter,
     /// Delivery states of the alerts that have not expired.
     pub book: crate::ledger::Book,
+    pub roster: Roster,
     pub revoked: RevokedSerials,
     pub shutdown: watch::Receiver<bool>,
 }
@@ -106,6 +156,7 @@ impl State {
     ) -> ApiResult<Arc<Self>> {
         let tree = OrgTree::new(db.list::<Unit>(Table::Units)?)?;
         let book = crate::ledger::Book::load(&db, now_ms())?;
+        let roster = Roster::load(&db)?;
         Ok(Arc::new_cyclic(|weak| State {
             db,
             ca,
@@ -115,6 +166,7 @@ impl State {
             hub: crate::fanout::Hub::default(),
             receipts: crate::alerts::ReceiptWriter::start(weak.clone()).0,
             book,
+            roster,
             revoked,
             shutdown,
         }))
