@@ -65,6 +65,15 @@ fn has_label(h: &Harness<'static, ConsoleApp>, label: &str) -> bool {
     h.query_all_by_label(label).next().is_some()
 }
 
+/// When the server counted the dashboard's latest presence summary.
+fn presence_at(h: &Harness<'static, ConsoleApp>) -> i64 {
+    h.state()
+        .state
+        .session
+        .as_ref()
+        .map_or(0, |s| s.presence_at_ms)
+}
+
 /// Fills in the login form and waits until the console shows the dashboard.
 async fn log_in(h: &mut Harness<'static, ConsoleApp>, server: &TestServer, user: &str) {
     let ca = server.dir.path().join("ca-for-console.pem");
@@ -79,7 +88,7 @@ async fn log_in(h: &mut Harness<'static, ConsoleApp>, server: &TestServer, user:
             .state
             .session
             .as_ref()
-            .is_some_and(|s| !s.tree.units().is_empty())
+            .is_some_and(|s| !s.tree.units().is_empty() && s.presence_units.is_some())
             && has_label(h, "Dashboard")
     })
     .await;
@@ -88,7 +97,7 @@ async fn log_in(h: &mut Harness<'static, ConsoleApp>, server: &TestServer, user:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_in_enroll_a_computer_and_watch_an_alert_reach_its_screen() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start().await;
+    let mut server = TestServer::start().await;
     let mut h = console(dir.path());
     log_in(&mut h, &server, "admin").await;
     // The bootstrap admin holds everything, so every screen is offered.
@@ -109,9 +118,17 @@ async fn log_in_enroll_a_computer_and_watch_an_alert_reach_its_screen() {
     );
     assert!(!saved.contains(PASSWORD), "{saved}");
 
-    // Organisation: a unit under the root, then a token for it.
+    // Organisation: a unit under the root, then a token for it. Opening the
+    // screen fetches the computer list.
     h.get_by_label("Organisation").click();
-    h.run();
+    step_until(&mut h, "the computer list", |h| {
+        h.state()
+            .state
+            .session
+            .as_ref()
+            .is_some_and(|s| s.computers.is_some())
+    })
+    .await;
     type_into(&mut h, "New unit inside", "Filia nr 3");
     h.get_by_label("Create").click();
     step_until(&mut h, "the new unit selected", |h| {
@@ -226,6 +243,16 @@ async fn log_in_enroll_a_computer_and_watch_an_alert_reach_its_screen() {
     second.stop().await;
     step_until(&mut h, "the second computer counted offline", |h| {
         has_label(h, "Filia nr 3: Online 1, Offline 1")
+    })
+    .await;
+
+    // The server restarts: once it is back the console subscribes again,
+    // and counts from the new stream (later than any before) come in as
+    // the first computer reconnects and, below, goes away.
+    let before = presence_at(&h);
+    server.restart().await;
+    step_until(&mut h, "counts from the restarted server", |h| {
+        presence_at(h) > before && has_label(h, "Filia nr 3: Online 1, Offline 1")
     })
     .await;
     agent.stop().await;
