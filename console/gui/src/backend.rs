@@ -693,30 +693,56 @@ async fn preview(
 /// A stream cut by a lost connection is opened again once the server is
 /// back; a refusal ends the watch.
 async fn follow(link: Link, alert_id: String, computers: bool) {
-    // Consecutive interruptions without a status in between; a server that
-    // keeps failing the stream is not retried for ever.
+    let request = pb::GetAlertStatusRequest {
+        alert_id: alert_id.clone(),
+        computers,
+    };
+    let error = follow_stream(
+        &link,
+        false,
+        || {
+            let (mut rpc, request) = (link.client.rpc(), request.clone());
+            async move { rpc.watch_alert(request).await }
+        },
+        |status| link.out.send(Reply::AlertStatus(status)),
+    )
+    .await;
+    link.out.send(Reply::WatchEnded { alert_id, error });
+}
+
+/// Opens a server stream and hands every message to `each`. A stream cut
+/// by a lost connection (or, with `end_is_cut`, one that simply ends) is
+/// opened again once the server is back; a server that keeps failing it
+/// (five times in a row without a message) is not retried for ever.
+/// Returns `None` when the stream ended normally, or the refusal to show.
+async fn follow_stream<T, Open, Opening>(
+    link: &Link,
+    end_is_cut: bool,
+    mut open: Open,
+    mut each: impl FnMut(T),
+) -> Option<String>
+where
+    Open: FnMut() -> Opening,
+    Opening:
+        std::future::Future<Output = Result<tonic::Response<tonic::Streaming<T>>, tonic::Status>>,
+{
     let mut interruptions = 0u32;
     loop {
-        let request = pb::GetAlertStatusRequest {
-            alert_id: alert_id.clone(),
-            computers,
-        };
-        let error = match link.client.rpc().watch_alert(request).await {
+        let error = match open().await {
             Ok(response) => {
                 let mut stream = response.into_inner();
                 loop {
                     match stream.message().await {
-                        Ok(Some(status)) => {
+                        Ok(Some(message)) => {
                             interruptions = 0;
-                            link.out.send(Reply::AlertStatus(status));
+                            each(message);
                         }
-                        Ok(None) => {
-                            link.out.send(Reply::WatchEnded {
-                                alert_id,
-                                error: None,
-                            });
-                            return;
+                        Ok(None) if end_is_cut => {
+                            break ClientError::from(tonic::Status::aborted(
+                                "the server ended the stream",
+                            ));
                         }
+                        Ok(None) => return None,
                         Err(status) => break ClientError::from(status),
                     }
                 }
@@ -729,12 +755,7 @@ async fn follow(link: Link, alert_id: String, computers: bool) {
             link.until_online().await;
             continue;
         }
-        let text = link.classify(error);
-        link.out.send(Reply::WatchEnded {
-            alert_id,
-            error: Some(text),
-        });
-        return;
+        return Some(link.classify(error));
     }
 }
 
@@ -752,43 +773,17 @@ fn is_cut(error: &ClientError) -> bool {
 /// server went away: once it is back, the stream is opened again, as after
 /// a lost connection. A refusal ends it.
 async fn follow_presence(link: Link) {
-    // As for alert watches: a server that keeps failing the stream is not
-    // retried for ever.
-    let mut interruptions = 0u32;
-    loop {
-        let error = match link
-            .client
-            .rpc()
-            .watch_presence(pb::WatchPresenceRequest {})
-            .await
-        {
-            Ok(response) => {
-                let mut stream = response.into_inner();
-                loop {
-                    match stream.message().await {
-                        Ok(Some(summary)) => {
-                            interruptions = 0;
-                            link.out.send(Reply::Presence(summary));
-                        }
-                        Ok(None) => {
-                            break ClientError::from(tonic::Status::aborted(
-                                "the server ended the presence stream",
-                            ));
-                        }
-                        Err(status) => break ClientError::from(status),
-                    }
-                }
-            }
-            Err(status) => ClientError::from(status),
-        };
-        interruptions += 1;
-        if is_unreachable(&error) || (is_cut(&error) && interruptions <= 5) {
-            link.lost(error.to_string());
-            link.until_online().await;
-            continue;
-        }
-        let text = link.classify(error);
+    let error = follow_stream(
+        &link,
+        true,
+        || {
+            let mut rpc = link.client.rpc();
+            async move { rpc.watch_presence(pb::WatchPresenceRequest {}).await }
+        },
+        |summary| link.out.send(Reply::Presence(summary)),
+    )
+    .await;
+    if let Some(text) = error {
         link.out.send(Reply::PresenceEnded(text));
-        return;
     }
 }
