@@ -133,8 +133,7 @@ impl AdminApi {
 
     fn load_computer(&self, id: &str) -> ApiResult<ComputerRecord> {
         self.state
-            .db
-            .get(Table::Computers, id.trim())?
+            .computer(id.trim())?
             .ok_or_else(|| ApiError::NotFound(format!("no computer with id {id:?}")))
     }
 
@@ -490,8 +489,7 @@ impl AdminApi {
         }
         let computers = self
             .state
-            .db
-            .list::<ComputerRecord>(Table::Computers)?
+            .computers()?
             .into_iter()
             .filter(|c| req.include_revoked || !c.revoked)
             .filter(|c| within.is_empty() || tree.is_within(&c.unit, within))

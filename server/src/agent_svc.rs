@@ -19,7 +19,7 @@ use crate::convert::text;
 use crate::domain::token::{self, TokenError, TokenRecord};
 use crate::error::{ApiError, ApiResult};
 use crate::fanout::LiveSession;
-use crate::state::{ComputerRecord, State, new_id, now_ms};
+use crate::state::{ComputerRecord, PresenceRecord, State, new_id, now_ms};
 use crate::store::{Batch, Table};
 
 pub struct AgentApi {
@@ -127,22 +127,28 @@ async fn save_presence(
     hello: Option<&pb::Hello>,
     users: &[String],
 ) -> ApiResult<()> {
-    let Some(mut rec) = state.db.get::<ComputerRecord>(Table::Computers, computer)? else {
+    let Some(rec) = state.computer(computer)? else {
         return Ok(());
     };
     if rec.revoked {
         return Ok(());
     }
+    let mut p = PresenceRecord {
+        hostname: rec.hostname,
+        os: rec.os,
+        agent_version: rec.agent_version,
+        users: users.to_vec(),
+        last_seen_ms: now_ms(),
+    };
     if let Some(h) = hello {
-        rec.hostname = text("hostname", &h.hostname, 253).unwrap_or(rec.hostname);
-        rec.os = text("os", &h.os, 200).unwrap_or(rec.os);
-        rec.agent_version =
-            text("agent_version", &h.agent_version, 64).unwrap_or(rec.agent_version);
+        p.hostname = text("hostname", &h.hostname, 253).unwrap_or(p.hostname);
+        p.os = text("os", &h.os, 200).unwrap_or(p.os);
+        p.agent_version = text("agent_version", &h.agent_version, 64).unwrap_or(p.agent_version);
     }
-    rec.users = users.to_vec();
-    rec.last_seen_ms = now_ms();
+    // Only the presence table: the computer record belongs to enrollment
+    // and admins, and this write never holds their lock.
     let mut batch = Batch::new();
-    batch.put_json(Table::Computers, rec.id.clone(), &rec);
+    batch.put_json(Table::Presence, rec.id.clone(), &p);
     state.db.commit(batch).await?;
     Ok(())
 }

@@ -18,7 +18,7 @@ use crate::domain::org::OrgTree;
 use crate::domain::perm::Capability;
 use crate::error::{ApiError, ApiResult};
 use crate::ledger;
-use crate::state::{Caller, ComputerRecord, State, now_ms};
+use crate::state::{Caller, State, now_ms};
 use crate::store::{Batch, Table, seq_key};
 
 /// `al-<seq>` → seq (alerts are stored under their zero-padded seq, so
@@ -160,8 +160,7 @@ fn resolve_audience(
             }
             Some(pb::alert_target::Target::ComputerId(id)) => {
                 let c = state
-                    .db
-                    .get::<ComputerRecord>(Table::Computers, id.trim())?
+                    .computer(id.trim())?
                     .filter(|c| !c.revoked)
                     .ok_or_else(|| {
                         ApiError::NotFound(format!("no computer with id {id:?} (or it is revoked)"))
@@ -372,8 +371,7 @@ fn status_pb(
     let (all, units, settled) = alert::tally(a, ds, now);
     let computers = if with_computers {
         let hosts: BTreeMap<String, String> = state
-            .db
-            .list::<ComputerRecord>(Table::Computers)
+            .computers()
             .unwrap_or_default()
             .into_iter()
             .map(|c| (c.id, c.hostname))

@@ -61,6 +61,27 @@ pub struct ComputerRecord {
     pub users: Vec<String>,
 }
 
+/// What an agent last reported; stored on its own (see `Table::Presence`)
+/// and laid over the computer record when it is read.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PresenceRecord {
+    pub hostname: String,
+    pub os: String,
+    pub agent_version: String,
+    pub users: Vec<String>,
+    pub last_seen_ms: UnixMs,
+}
+
+impl PresenceRecord {
+    fn apply_to(self, c: &mut ComputerRecord) {
+        c.hostname = self.hostname;
+        c.os = self.os;
+        c.agent_version = self.agent_version;
+        c.users = self.users;
+        c.last_seen_ms = self.last_seen_ms;
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AuditRecord {
     pub seq: u64,
@@ -189,6 +210,33 @@ impl State {
         // Unit names and paths in presence summaries changed.
         self.hub.presence_changed();
         Ok(())
+    }
+
+    /// A computer with what its agent last reported.
+    pub fn computer(&self, id: &str) -> ApiResult<Option<ComputerRecord>> {
+        let Some(mut c) = self.db.get::<ComputerRecord>(Table::Computers, id)? else {
+            return Ok(None);
+        };
+        if let Some(p) = self.db.get::<PresenceRecord>(Table::Presence, id)? {
+            p.apply_to(&mut c);
+        }
+        Ok(Some(c))
+    }
+
+    /// Every computer (revoked ones too) with what its agent last reported.
+    pub fn computers(&self) -> ApiResult<Vec<ComputerRecord>> {
+        let mut presence: std::collections::HashMap<String, PresenceRecord> = self
+            .db
+            .list_keyed::<PresenceRecord>(Table::Presence)?
+            .into_iter()
+            .collect();
+        let mut computers = self.db.list::<ComputerRecord>(Table::Computers)?;
+        for c in &mut computers {
+            if let Some(p) = presence.remove(&c.id) {
+                p.apply_to(c);
+            }
+        }
+        Ok(computers)
     }
 
     pub fn is_online(&self, computer: &str) -> bool {

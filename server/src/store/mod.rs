@@ -34,6 +34,10 @@ pub enum Table {
     Audiences,
     /// Append-only receipt batches: `<alert seq>/<batch seq>`.
     Receipts,
+    /// What each computer's agent last reported (host name, OS, version,
+    /// users, last seen), apart from its enrollment record so that saving
+    /// it never overwrites an admin's change to the computer.
+    Presence,
 }
 
 impl Table {
@@ -60,6 +64,7 @@ impl Table {
             Table::Alerts => b'x',
             Table::Audiences => b'y',
             Table::Receipts => b'r',
+            Table::Presence => b'p',
         }
     }
 }
