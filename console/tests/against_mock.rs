@@ -324,6 +324,14 @@ mock_service! {
 
         type WatchAlertStream = ReceiverStream<Result<pb::AlertStatus, Status>>;
         type WatchPresenceStream = ReceiverStream<Result<pb::PresenceSummary, Status>>;
+        type WatchAlertListStream = ReceiverStream<Result<pb::AlertSummary, Status>>;
+
+        async fn watch_alert_list(
+            &self,
+            _: Request<pb::WatchAlertListRequest>,
+        ) -> Result<Response<Self::WatchAlertListStream>, Status> {
+            Err(Status::unimplemented("watch_alert_list"))
+        }
 
         async fn watch_presence(
             &self,

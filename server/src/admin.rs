@@ -1104,6 +1104,15 @@ impl AdminService for AdminApi {
 
     type WatchAlertStream = crate::alerts::WatchStream;
     type WatchPresenceStream = crate::presence::WatchStream;
+    type WatchAlertListStream = crate::alerts::AlertListStream;
+
+    async fn watch_alert_list(
+        &self,
+        req: Request<pb::WatchAlertListRequest>,
+    ) -> Result<Response<Self::WatchAlertListStream>, Status> {
+        let caller = self.state.caller(&req)?;
+        respond(crate::alerts::watch_list(self.state.clone(), &caller))
+    }
 
     async fn watch_presence(
         &self,

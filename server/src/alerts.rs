@@ -294,6 +294,7 @@ pub async fn send(
     let report = state
         .hub
         .push_each(audience.keys().map(String::as_str), |_| msg.clone());
+    state.hub.alert_listed(&id);
     tracing::info!(alert = %id, computers = audience.len(), sent = report.sent, offline = report.offline, stuck = report.stuck, "alert accepted and fanned out");
     Ok(pb::SendAlertResponse {
         alert_id: id,
@@ -517,6 +518,57 @@ pub fn watch(
     Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
 }
 
+pub type AlertListStream = Pin<Box<dyn Stream<Item = Result<pb::AlertSummary, Status>> + Send>>;
+
+/// Alerts the caller may see, as they are sent or cancelled, until the
+/// caller hangs up; the session and its grants are checked again for each.
+pub fn watch_list(state: Arc<State>, caller: &Caller) -> ApiResult<AlertListStream> {
+    {
+        let tree = state.tree();
+        let g = state.grants(caller, &tree);
+        if !g.has_any(Capability::ViewReports) {
+            g.require_any(Capability::SendQuickAlerts)?;
+        }
+    }
+    let mut events = state.hub.subscribe_alert_list();
+    let session = caller.session_hash.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let mut shutdown = state.shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            let id = tokio::select! {
+                r = events.recv() => match r {
+                    Ok(id) => id,
+                    // A watcher this far behind has missed alerts; it asks
+                    // for the list again after reconnecting.
+                    Err(_) => {
+                        let _ = tx.send(Err(Status::data_loss("too many alerts at once: list them again"))).await;
+                        return;
+                    }
+                },
+                () = tx.closed() => return,
+                _ = shutdown.changed() => return,
+            };
+            let caller = match state.caller_by_session(&session) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = tx.send(Err(Status::from(e))).await;
+                    return;
+                }
+            };
+            let Ok((a, ds)) = snapshot(&state, &id) else {
+                continue;
+            };
+            if check_visible(&state, &caller, &ds).is_ok()
+                && tx.send(Ok(summary_pb(&a))).await.is_err()
+            {
+                return;
+            }
+        }
+    });
+    Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+}
+
 pub async fn cancel(
     state: &State,
     caller: &Caller,
@@ -559,6 +611,7 @@ pub async fn cancel(
         let report = state.hub.push_each(showing, |_| withdraw_msg(&a.id));
         tracing::info!(alert = %a.id, withdrawn = report.sent, "alert cancelled");
         state.hub.alert_changed(&a.id);
+        state.hub.alert_listed(&a.id);
     }
     Ok(summary_pb(&a))
 }

@@ -40,6 +40,8 @@ pub struct Hub {
     sessions: Mutex<HashMap<String, LiveSession>>,
     /// Ids of alerts whose deliveries changed, for live status watchers.
     alert_changes: broadcast::Sender<String>,
+    /// Ids of alerts just sent or cancelled, for alert list watchers.
+    alert_list: broadcast::Sender<String>,
     /// Bumped whenever a computer connects, disconnects, or its enrollment
     /// or unit changes, for presence watchers.
     presence: watch::Sender<u64>,
@@ -50,6 +52,7 @@ impl Default for Hub {
         Hub {
             sessions: Mutex::new(HashMap::new()),
             alert_changes: broadcast::channel(4096).0,
+            alert_list: broadcast::channel(256).0,
             presence: watch::channel(0).0,
         }
     }
@@ -170,6 +173,15 @@ impl Hub {
 
     pub fn alert_changed(&self, alert_id: &str) {
         let _ = self.alert_changes.send(alert_id.to_owned());
+    }
+
+    /// An alert was sent or cancelled.
+    pub fn alert_listed(&self, alert_id: &str) {
+        let _ = self.alert_list.send(alert_id.to_owned());
+    }
+
+    pub fn subscribe_alert_list(&self) -> broadcast::Receiver<String> {
+        self.alert_list.subscribe()
     }
 
     pub fn subscribe_alert_changes(&self) -> broadcast::Receiver<String> {

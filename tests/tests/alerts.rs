@@ -246,6 +246,57 @@ async fn scope_limits_all_and_out_of_scope_sends_are_refused_whole() {
         .await
         .unwrap_err();
     assert_eq!(bogus.code(), tonic::Code::InvalidArgument);
+
+    // The alert list stream: each admin hears of the alerts it may see, as
+    // they are sent or cancelled by anyone.
+    let mut boss_list = c
+        .watch_alert_list(boss.req(pb::WatchAlertListRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut it_list = ic
+        .watch_alert_list(it.req(pb::WatchAlertListRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    let to_hr = boss
+        .send_alert(vec![to_unit(&hr)], "HR only", 0)
+        .await
+        .unwrap();
+    let to_b3 = boss
+        .send_alert(vec![to_unit(&b3)], "Branch 3", 0)
+        .await
+        .unwrap();
+    ic.cancel_alert(it.req(pb::CancelAlertRequest {
+        alert_id: to_b3.alert_id.clone(),
+    }))
+    .await
+    .unwrap();
+    let seen: Vec<(String, bool)> = vec![
+        next(&mut boss_list).await,
+        next(&mut boss_list).await,
+        next(&mut boss_list).await,
+    ]
+    .into_iter()
+    .map(|a| (a.id, a.cancelled))
+    .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (to_hr.alert_id.clone(), false),
+            (to_b3.alert_id.clone(), false),
+            (to_b3.alert_id.clone(), true)
+        ]
+    );
+    let seen: Vec<(String, bool)> = vec![next(&mut it_list).await, next(&mut it_list).await]
+        .into_iter()
+        .map(|a| (a.id, a.cancelled))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![(to_b3.alert_id.clone(), false), (to_b3.alert_id, true)],
+        "the HR alert is not shown to an admin without HR"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -469,4 +520,12 @@ async fn agent_killed_between_display_and_receipt_still_reports_and_does_not_sho
     let next = admin.send_alert(vec![to_all()], "Second", 0).await.unwrap();
     assert_eq!(user.next_alert(true).await.id, next.alert_id);
     assert_eq!(user.received, vec![next.alert_id]);
+}
+
+async fn next(s: &mut tonic::Streaming<pb::AlertSummary>) -> pb::AlertSummary {
+    tokio::time::timeout(Duration::from_secs(10), s.message())
+        .await
+        .expect("an alert list event within 10 s")
+        .unwrap()
+        .unwrap()
 }
