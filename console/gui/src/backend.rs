@@ -3,7 +3,9 @@
 //! comes back as a [`Reply`] on a channel, followed by a call to the waker
 //! (`ctx.request_repaint()`). Live alert progress comes from `WatchAlert`
 //! streams, one task per watched alert; the dashboard's online/offline
-//! counts come from one `WatchPresence` stream per session, opened at login.
+//! counts come from one `WatchPresence` stream per session, opened at login;
+//! the recent alerts grow from one `WatchAlertList` stream, opened by the
+//! state for admins who may see alerts.
 //!
 //! When a call fails because the server cannot be reached, the backend says
 //! so once ([`Reply::Connection`]) and tries `WhoAmI` with growing pauses
@@ -59,6 +61,15 @@ pub enum Request {
     /// Open the presence stream anew (the admin's grants changed, so the
     /// units it covers may have too). Login opens it by itself.
     WatchPresence,
+    /// Open (or open anew) the stream of alerts as they are sent or
+    /// cancelled. Each time it opens, the recent alerts are listed again
+    /// (as [`Fetched::Alerts`], the latest `limit`), so none sent before it
+    /// opened is missed.
+    WatchAlertList {
+        limit: u32,
+    },
+    /// Close that stream (the admin may no longer see alerts).
+    UnwatchAlertList,
 }
 
 /// A read of server state.
@@ -217,6 +228,10 @@ pub enum Reply {
     Presence(pb::PresenceSummary),
     /// The server refused the presence stream; no counts follow.
     PresenceEnded(String),
+    /// An alert was sent or cancelled, by anyone.
+    AlertListed(pb::AlertSummary),
+    /// The server refused the alert list stream; no more alerts follow.
+    AlertListEnded(String),
 }
 
 /// The UI's handle on the backend thread.
@@ -360,8 +375,26 @@ async fn run(mut requests: mpsc::UnboundedReceiver<Request>, out: Out) {
     let mut link: Option<Link> = None;
     let mut watches: HashMap<String, JoinHandle<()>> = HashMap::new();
     let mut presence: Option<JoinHandle<()>> = None;
+    let mut alert_list: Option<JoinHandle<()>> = None;
     loop {
         tokio::select! {
+            // A login's new connection is taken before the requests the UI
+            // sends once it sees the login.
+            biased;
+            Some(event) = internal.recv() => match event {
+                Internal::LoggedIn(client) => {
+                    for (_, task) in watches.drain() {
+                        task.abort();
+                    }
+                    for task in [presence.take(), alert_list.take()].into_iter().flatten() {
+                        task.abort();
+                    }
+                    let (online, _) = watch::channel(true);
+                    let new = Link { client, online, out: out.clone() };
+                    presence = Some(tokio::spawn(follow_presence(new.clone())));
+                    link = Some(new);
+                }
+            },
             request = requests.recv() => {
                 let Some(request) = request else { break };
                 match request {
@@ -397,7 +430,7 @@ async fn run(mut requests: mpsc::UnboundedReceiver<Request>, out: Out) {
                         for (_, task) in watches.drain() {
                             task.abort();
                         }
-                        if let Some(task) = presence.take() {
+                        for task in [presence.take(), alert_list.take()].into_iter().flatten() {
                             task.abort();
                         }
                         if let Some(link) = link.take() {
@@ -467,22 +500,21 @@ async fn run(mut requests: mpsc::UnboundedReceiver<Request>, out: Out) {
                             presence = Some(tokio::spawn(follow_presence(link.clone())));
                         }
                     }
+                    Request::WatchAlertList { limit } => {
+                        if let Some(link) = &link {
+                            if let Some(old) = alert_list.take() {
+                                old.abort();
+                            }
+                            alert_list = Some(tokio::spawn(follow_alert_list(link.clone(), limit)));
+                        }
+                    }
+                    Request::UnwatchAlertList => {
+                        if let Some(task) = alert_list.take() {
+                            task.abort();
+                        }
+                    }
                 }
             }
-            Some(event) = internal.recv() => match event {
-                Internal::LoggedIn(client) => {
-                    for (_, task) in watches.drain() {
-                        task.abort();
-                    }
-                    if let Some(old) = presence.take() {
-                        old.abort();
-                    }
-                    let (online, _) = watch::channel(true);
-                    let new = Link { client, online, out: out.clone() };
-                    presence = Some(tokio::spawn(follow_presence(new.clone())));
-                    link = Some(new);
-                }
-            },
         }
     }
 }
@@ -699,7 +731,7 @@ async fn follow(link: Link, alert_id: String, computers: bool) {
     };
     let error = follow_stream(
         &link,
-        false,
+        Follow::default(),
         || {
             let (mut rpc, request) = (link.client.rpc(), request.clone());
             async move { rpc.watch_alert(request).await }
@@ -710,14 +742,26 @@ async fn follow(link: Link, alert_id: String, computers: bool) {
     link.out.send(Reply::WatchEnded { alert_id, error });
 }
 
+/// How [`follow_stream`] treats a stream.
+#[derive(Clone, Copy, Debug, Default)]
+struct Follow {
+    /// The stream has no natural end: an end means the server went away.
+    end_is_cut: bool,
+    /// Opening it succeeds only after listing afresh what it follows, so an
+    /// opening is progress, as a message is. Without this, a stream with
+    /// rare messages would be given up after a few cuts spread over hours.
+    open_is_progress: bool,
+}
+
 /// Opens a server stream and hands every message to `each`. A stream cut
 /// by a lost connection (or, with `end_is_cut`, one that simply ends) is
-/// opened again once the server is back; a server that keeps failing it
-/// (five times in a row without a message) is not retried for ever.
+/// opened again once the server is back, one the server dropped for falling
+/// behind (`DATA_LOSS`) at once; a server that keeps failing it (five times
+/// in a row without progress) is not retried for ever.
 /// Returns `None` when the stream ended normally, or the refusal to show.
 async fn follow_stream<T, Open, Opening>(
     link: &Link,
-    end_is_cut: bool,
+    how: Follow,
     mut open: Open,
     mut each: impl FnMut(T),
 ) -> Option<String>
@@ -730,6 +774,9 @@ where
     loop {
         let error = match open().await {
             Ok(response) => {
+                if how.open_is_progress {
+                    interruptions = 0;
+                }
                 let mut stream = response.into_inner();
                 loop {
                     match stream.message().await {
@@ -737,7 +784,7 @@ where
                             interruptions = 0;
                             each(message);
                         }
-                        Ok(None) if end_is_cut => {
+                        Ok(None) if how.end_is_cut => {
                             break ClientError::from(tonic::Status::aborted(
                                 "the server ended the stream",
                             ));
@@ -750,6 +797,11 @@ where
             Err(status) => ClientError::from(status),
         };
         interruptions += 1;
+        if error.code() == Some(tonic::Code::DataLoss) && interruptions <= 5 {
+            // The server dropped a watcher that fell behind; opening it
+            // again starts from a fresh state.
+            continue;
+        }
         if is_unreachable(&error) || (is_cut(&error) && interruptions <= 5) {
             link.lost(error.to_string());
             link.until_online().await;
@@ -775,7 +827,10 @@ fn is_cut(error: &ClientError) -> bool {
 async fn follow_presence(link: Link) {
     let error = follow_stream(
         &link,
-        true,
+        Follow {
+            end_is_cut: true,
+            open_is_progress: false,
+        },
         || {
             let mut rpc = link.client.rpc();
             async move { rpc.watch_presence(pb::WatchPresenceRequest {}).await }
@@ -785,5 +840,39 @@ async fn follow_presence(link: Link) {
     .await;
     if let Some(text) = error {
         link.out.send(Reply::PresenceEnded(text));
+    }
+}
+
+/// Follows the alerts the admin may see as they are sent or cancelled. The
+/// stream has no natural end, so an end or a cut is handled as a lost
+/// connection. Every time it opens (at first, after a cut, after falling
+/// behind) the recent alerts are listed again once the stream is open, so
+/// an alert sent while it was closed is not missed; one that shows up in
+/// both is matched by id. A refusal ends it.
+async fn follow_alert_list(link: Link, limit: u32) {
+    let error = follow_stream(
+        &link,
+        Follow {
+            end_is_cut: true,
+            open_is_progress: true,
+        },
+        || {
+            let (link, mut rpc) = (link.clone(), link.client.rpc());
+            async move {
+                let stream = rpc.watch_alert_list(pb::WatchAlertListRequest {}).await?;
+                let alerts = rpc
+                    .list_alerts(pb::ListAlertsRequest { limit })
+                    .await?
+                    .into_inner()
+                    .alerts;
+                link.out.send(Reply::Fetched(Fetched::Alerts(alerts)));
+                Ok(stream)
+            }
+        },
+        |summary| link.out.send(Reply::AlertListed(summary)),
+    )
+    .await;
+    if let Some(text) = error {
+        link.out.send(Reply::AlertListEnded(text));
     }
 }

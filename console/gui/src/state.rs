@@ -268,6 +268,9 @@ pub struct Session {
     pub alerts_error: Option<String>,
     /// Alerts whose watch stream is open.
     watching: HashSet<String>,
+    /// Whether the stream of sent and cancelled alerts was asked for and
+    /// not refused.
+    alert_list_open: bool,
     pub alerts_view: AlertsView,
     pub org: OrgView,
     pub admins_view: AdminsView,
@@ -301,6 +304,7 @@ impl Session {
             alerts: None,
             alerts_error: None,
             watching: HashSet::new(),
+            alert_list_open: false,
             alerts_view: AlertsView::default(),
             org: OrgView {
                 token_valid_for: "24h".into(),
@@ -665,6 +669,13 @@ impl Console {
                     s.presence_error = Some(error);
                 }
             }
+            Reply::AlertListed(summary) => self.alert_listed(summary),
+            Reply::AlertListEnded(error) => {
+                if let Some(s) = &mut self.session {
+                    s.alert_list_open = false;
+                    s.alerts_error = Some(error);
+                }
+            }
             Reply::WatchEnded { alert_id, error } => {
                 if let Some(s) = &mut self.session {
                     s.watching.remove(&alert_id);
@@ -737,6 +748,7 @@ impl Console {
                 limit: RECENT_ALERTS,
             }));
         }
+        self.follow_alert_list();
         if perms.has_any(pb::Capability::EnrollAgents) {
             self.send(Request::Fetch(Fetch::Tokens));
         }
@@ -745,6 +757,22 @@ impl Console {
         }
         if let Some(id) = opened {
             self.watch(id, true);
+        }
+    }
+
+    /// Opens the stream of sent and cancelled alerts for an admin who may
+    /// see alerts, unless it is open already; closes it for one who may not.
+    fn follow_alert_list(&mut self) {
+        let Some(s) = &mut self.session else { return };
+        let may = s.perms.may_see_alerts();
+        if may && !s.alert_list_open {
+            s.alert_list_open = true;
+            self.send(Request::WatchAlertList {
+                limit: RECENT_ALERTS,
+            });
+        } else if !may && s.alert_list_open {
+            s.alert_list_open = false;
+            self.send(Request::UnwatchAlertList);
         }
     }
 
@@ -769,8 +797,16 @@ impl Console {
                     s.screen = Screen::Dashboard;
                 }
                 if grants_changed {
-                    // The units the counts cover follow the grants.
+                    // The units the counts cover follow the grants, and so
+                    // do the alerts the admin may see.
                     self.send(Request::WatchPresence);
+                    if let Some(s) = &mut self.session
+                        && s.perms.may_see_alerts()
+                    {
+                        // Opened anew, or closed below.
+                        s.alert_list_open = false;
+                    }
+                    self.follow_alert_list();
                 }
             }
             Fetched::Units(units) => {
@@ -888,6 +924,44 @@ impl Console {
                     .then(a.computer_id.cmp(&b.computer_id))
             });
             s.alerts_view.status = Some(status);
+        }
+    }
+
+    /// An alert sent or cancelled by anyone: a new one goes on top of the
+    /// recent alerts and is followed live; a known one (the admin's own,
+    /// say, already listed from its send) only has its summary replaced.
+    fn alert_listed(&mut self, summary: pb::AlertSummary) {
+        let Some(s) = &mut self.session else { return };
+        let id = summary.id.clone();
+        let list = s.alerts.get_or_insert_with(Vec::new);
+        if let Some(entry) = list
+            .iter_mut()
+            .find(|a| a.alert.as_ref().is_some_and(|x| x.id == id))
+        {
+            entry.alert = Some(summary);
+            return;
+        }
+        list.insert(
+            0,
+            pb::AlertStatus {
+                alert: Some(summary),
+                ..Default::default()
+            },
+        );
+        // Alerts pushed off the list are no longer followed, so that their
+        // progress does not bring them back.
+        let dropped: Vec<String> = list
+            .split_off(list.len().min(RECENT_ALERTS as usize))
+            .into_iter()
+            .filter_map(|a| a.alert.map(|x| x.id))
+            .filter(|x| s.alerts_view.opened.as_ref() != Some(x) && s.watching.remove(x))
+            .collect();
+        let follow = !s.watching.contains(&id) && s.alerts_view.opened.as_deref() != Some(&id);
+        for gone in dropped {
+            self.send(Request::Unwatch { alert_id: gone });
+        }
+        if follow {
+            self.watch(id, false);
         }
     }
 
@@ -1490,6 +1564,8 @@ mod tests {
                 } => format!("watch {alert_id} {computers}"),
                 Request::Unwatch { alert_id } => format!("unwatch {alert_id}"),
                 Request::WatchPresence => "watch presence".into(),
+                Request::WatchAlertList { .. } => "watch alert list".into(),
+                Request::UnwatchAlertList => "unwatch alert list".into(),
             })
             .collect()
     }
@@ -1586,7 +1662,12 @@ mod tests {
         });
         assert_eq!(
             requests(&mut c),
-            ["fetch Me", "fetch Units", "fetch Alerts"]
+            [
+                "fetch Me",
+                "fetch Units",
+                "fetch Alerts",
+                "watch alert list"
+            ]
         );
         let s = c.session.as_ref().unwrap();
         assert_eq!(s.screens(), [Screen::Dashboard, Screen::Alerts]);
@@ -1893,7 +1974,93 @@ mod tests {
         c.apply(Reply::Fetched(Fetched::Me(me)));
         assert!(requests(&mut c).is_empty());
         c.apply(Reply::Fetched(Fetched::Me(limited())));
-        assert_eq!(requests(&mut c), ["watch presence"]);
+        assert_eq!(requests(&mut c), ["watch presence", "watch alert list"]);
+        // Without "send quick alerts" or "view reports" no alert is listed:
+        // the stream is closed rather than refused.
+        let mut none = limited();
+        none.grants[0].capability = pb::Capability::ManageComputers as i32;
+        c.apply(Reply::Fetched(Fetched::Me(none)));
+        assert_eq!(requests(&mut c), ["watch presence", "unwatch alert list"]);
+    }
+
+    #[test]
+    fn alerts_sent_by_anyone_join_the_recent_alerts_once() {
+        let mut c = sample::console(3);
+        c.apply(Reply::Fetched(Fetched::Alerts(sample::alerts())));
+        c.take_requests();
+        let listed = |c: &Console| c.session.as_ref().unwrap().alerts.as_ref().unwrap().clone();
+        let before = listed(&c).len();
+        let summary = |id: &str, cancelled| pb::AlertSummary {
+            id: id.into(),
+            title: format!("Alert {id}"),
+            cancelled,
+            ..Default::default()
+        };
+        // Another admin's alert goes on top and is followed live.
+        c.apply(Reply::AlertListed(summary("al-20", false)));
+        assert_eq!(requests(&mut c), ["watch al-20 false"]);
+        let list = listed(&c);
+        assert_eq!(list.len(), before + 1);
+        assert_eq!(list[0].alert.as_ref().unwrap().id, "al-20");
+        // Its cancellation updates the same row.
+        c.apply(Reply::AlertListed(summary("al-20", true)));
+        assert!(requests(&mut c).is_empty());
+        let list = listed(&c);
+        assert_eq!(list.len(), before + 1);
+        assert!(list[0].alert.as_ref().unwrap().cancelled);
+
+        // The admin's own alert, already shown from its send, is not listed
+        // twice, whichever comes first.
+        c.send_alert_request(pb::SendAlertRequest::default());
+        let id = c
+            .session
+            .as_ref()
+            .unwrap()
+            .pending
+            .keys()
+            .copied()
+            .max()
+            .unwrap();
+        c.take_requests();
+        c.apply(Reply::AlertListed(summary("al-21", false)));
+        c.apply(Reply::Acted {
+            id,
+            result: Ok(Outcome::AlertSent(pb::SendAlertResponse {
+                alert_id: "al-21".into(),
+                computers: 1,
+                ..Default::default()
+            })),
+        });
+        c.apply(Reply::AlertListed(summary("al-21", false)));
+        let list = listed(&c);
+        assert_eq!(list.len(), before + 2);
+        assert_eq!(
+            list.iter()
+                .filter(|a| a.alert.as_ref().unwrap().id == "al-21")
+                .count(),
+            1
+        );
+
+        // The list keeps its length.
+        c.take_requests();
+        for i in 0..RECENT_ALERTS {
+            c.apply(Reply::AlertListed(summary(&format!("al-x{i}"), false)));
+        }
+        assert_eq!(listed(&c).len(), RECENT_ALERTS as usize);
+        // ...and stops following the live ones it drops.
+        let sent = requests(&mut c);
+        assert!(sent.contains(&"unwatch al-20".to_owned()), "{sent:?}");
+        assert!(
+            !sent.contains(&"unwatch al-21".to_owned()),
+            "opened: {sent:?}"
+        );
+
+        // A refused stream is said, and Refresh asks for it again.
+        c.take_requests();
+        c.apply(Reply::AlertListEnded("permission denied: no".into()));
+        assert!(c.session.as_ref().unwrap().alerts_error.is_some());
+        c.refresh();
+        assert!(requests(&mut c).contains(&"watch alert list".to_owned()));
     }
 
     #[test]

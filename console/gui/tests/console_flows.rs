@@ -74,6 +74,17 @@ fn presence_at(h: &Harness<'static, ConsoleApp>) -> i64 {
         .map_or(0, |s| s.presence_at_ms)
 }
 
+/// The recent alerts entry of alert `id`, if the console lists it.
+fn listed(h: &Harness<'static, ConsoleApp>, id: &str) -> Option<pb::AlertStatus> {
+    let alerts = h.state().state.session.as_ref()?.alerts.as_ref()?;
+    let mut found = alerts
+        .iter()
+        .filter(|a| a.alert.as_ref().is_some_and(|x| x.id == id));
+    let first = found.next().cloned();
+    assert!(found.next().is_none(), "alert {id} listed twice");
+    first
+}
+
 /// Fills in the login form and waits until the console shows the dashboard.
 async fn log_in(h: &mut Harness<'static, ConsoleApp>, server: &TestServer, user: &str) {
     let ca = server.dir.path().join("ca-for-console.pem");
@@ -233,6 +244,44 @@ async fn log_in_enroll_a_computer_and_watch_an_alert_reach_its_screen() {
         .into_iter()
         .find(|u| u.path == "/Filia nr 3")
         .unwrap();
+
+    // Another admin session sends an alert to the unit: it joins the
+    // dashboard's recent alerts with no click, and its progress follows
+    // the person who sees it.
+    let other = admin
+        .send_alert(vec![to_unit(&unit.id)], "Fire drill at 11:00", 0)
+        .await
+        .unwrap();
+    step_until(&mut h, "the other session's alert on the dashboard", |h| {
+        has_label(h, "Fire drill at 11:00") && listed(h, &other.alert_id).is_some()
+    })
+    .await;
+    let shown = user.next_alert(true).await;
+    assert_eq!(shown.id, other.alert_id);
+    step_until(&mut h, "the other session's alert displayed", |h| {
+        listed(h, &other.alert_id)
+            .and_then(|a| a.counts)
+            .is_some_and(|c| c.displayed == 1)
+            && h.query_all_by_label("On screen: 1 of 1").count() == 2
+    })
+    .await;
+    // The console's own alert is still listed once.
+    assert!(listed(&h, &alert.id).is_some());
+    // Cancelled from the other session: the row says so.
+    let mut c = admin.client.clone();
+    c.cancel_alert(admin.req(pb::CancelAlertRequest {
+        alert_id: other.alert_id.clone(),
+    }))
+    .await
+    .unwrap();
+    step_until(&mut h, "the other session's alert cancelled", |h| {
+        listed(h, &other.alert_id)
+            .and_then(|a| a.alert)
+            .is_some_and(|a| a.cancelled)
+            && has_label(h, "Cancelled")
+    })
+    .await;
+
     let mut second = TestAgent::enroll(&server.url(), &admin.token(&unit.id, 1).await).await;
     second.wait_connected(Duration::from_secs(10)).await;
     step_until(&mut h, "the second computer counted online", |h| {
@@ -253,6 +302,18 @@ async fn log_in_enroll_a_computer_and_watch_an_alert_reach_its_screen() {
     server.restart().await;
     step_until(&mut h, "counts from the restarted server", |h| {
         presence_at(h) > before && has_label(h, "Filia nr 3: Online 1, Offline 1")
+    })
+    .await;
+    // The alert list follows again too: an alert sent after the restart
+    // (whether before or after the console subscribed anew) is listed.
+    let after = server
+        .admin()
+        .await
+        .send_alert(vec![to_unit(&unit.id)], "Drill over", 0)
+        .await
+        .unwrap();
+    step_until(&mut h, "an alert sent after the restart", |h| {
+        has_label(h, "Drill over") && listed(h, &after.alert_id).is_some()
     })
     .await;
     agent.stop().await;
