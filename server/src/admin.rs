@@ -541,8 +541,7 @@ impl AdminApi {
             format!("{} moved from {from} to {}", c.hostname, tree.path(target)),
         )?;
         self.state.db.commit(batch).await?;
-        self.state.roster.set(&c.id, &c.unit);
-        self.state.hub.presence_changed();
+        self.state.computer_placed(&c.id, &c.unit);
         Ok(self.computer_pb(&c))
     }
 
@@ -572,7 +571,7 @@ impl AdminApi {
             )?;
             self.state.db.commit(batch).await?;
         }
-        self.state.roster.remove(&c.id);
+        self.state.computer_revoked(&c.id);
         if let Ok(mut set) = self.state.revoked.write() {
             set.insert(c.cert_serial.clone());
         }

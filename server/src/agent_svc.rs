@@ -107,8 +107,7 @@ impl AgentApi {
             ),
         )?;
         self.state.db.commit(batch).await?;
-        self.state.roster.set(&id, &tok.unit);
-        self.state.hub.presence_changed();
+        self.state.computer_placed(&id, &tok.unit);
         tracing::info!(computer = %id, %hostname, unit = %tree.path(&tok.unit), "computer enrolled");
         Ok(pb::EnrollResponse {
             computer_id: id,

@@ -304,34 +304,50 @@ pub async fn send(
     })
 }
 
-/// An alert and its deliveries (ordered by computer), from the live ledger
-/// or, for an expired alert, the store.
-fn snapshot(state: &State, id: &str) -> ApiResult<(Alert, Vec<Delivery>)> {
-    let entry = state
+/// The ledger entry of alert `id`: the live one or, for an expired alert,
+/// one read from the store.
+fn entry(state: &State, id: &str) -> ApiResult<ledger::Shared> {
+    state
         .book
         .get_or_load(&state.db, alert_seq(id)?)?
-        .ok_or_else(|| ApiError::NotFound(format!("no alert with id {id:?}")))?;
-    let e = ledger::lock(&entry);
-    Ok((e.alert.clone(), e.sorted_deliveries()))
+        .ok_or_else(|| ApiError::NotFound(format!("no alert with id {id:?}")))
 }
 
-/// May see an alert: "send quick alerts" or "view reports" on every unit it went to.
-fn check_visible(state: &State, caller: &Caller, ds: &[Delivery]) -> ApiResult<()> {
+/// Holds "send quick alerts" (or, where given, `or_else`) on every unit the
+/// alert went to; for an alert that reached nobody, anywhere.
+fn require_on_alert(
+    state: &State,
+    caller: &Caller,
+    e: &ledger::Entry,
+    or_else: Option<Capability>,
+) -> ApiResult<()> {
     let tree = state.tree();
     let g = state.grants(caller, &tree);
-    let units: BTreeSet<&str> = ds.iter().map(|d| d.unit.as_str()).collect();
-    for u in units {
-        if !tree.contains(u) {
-            continue;
-        }
-        if !g.allows(Capability::ViewReports, u) {
+    let units: BTreeSet<&str> = e.deliveries.values().map(|d| d.unit.as_str()).collect();
+    for u in &units {
+        if tree.contains(u) && !or_else.is_some_and(|c| g.allows(c, u)) {
             g.require(Capability::SendQuickAlerts, u)?;
         }
     }
-    if ds.is_empty() && !g.has_any(Capability::ViewReports) {
+    if units.is_empty() && !or_else.is_some_and(|c| g.has_any(c)) {
         g.require_any(Capability::SendQuickAlerts)?;
     }
     Ok(())
+}
+
+/// May see an alert: "send quick alerts" or "view reports" on every unit it went to.
+fn check_visible(state: &State, caller: &Caller, e: &ledger::Entry) -> ApiResult<()> {
+    require_on_alert(state, caller, e, Some(Capability::ViewReports))
+}
+
+/// computer id → host name, for per-computer status rows.
+fn hostnames(state: &State) -> BTreeMap<String, String> {
+    state
+        .computers()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| (c.id, c.hostname))
+        .collect()
 }
 
 fn counts_pb(c: &Counts) -> pb::AlertCounts {
@@ -361,23 +377,20 @@ fn summary_pb(a: &Alert) -> pb::AlertSummary {
     }
 }
 
+/// The status of an alert; with `hosts`, one row per computer too.
 fn status_pb(
     state: &State,
-    a: &Alert,
-    ds: &[Delivery],
-    with_computers: bool,
+    e: &ledger::Entry,
+    hosts: Option<&BTreeMap<String, String>>,
     now: UnixMs,
 ) -> pb::AlertStatus {
     let tree = state.tree();
-    let (all, units, settled) = alert::tally(a, ds, now);
-    let computers = if with_computers {
-        let hosts: BTreeMap<String, String> = state
-            .computers()
-            .unwrap_or_default()
+    let a = &e.alert;
+    let (all, units, settled) = alert::tally(a, e.deliveries.values(), now);
+    let computers = match hosts {
+        Some(hosts) => e
+            .sorted()
             .into_iter()
-            .map(|c| (c.id, c.hostname))
-            .collect();
-        ds.iter()
             .map(|d| pb::ComputerDelivery {
                 computer_id: d.computer.clone(),
                 hostname: hosts.get(&d.computer).cloned().unwrap_or_default(),
@@ -389,9 +402,8 @@ fn status_pb(
                 user: d.user.clone().unwrap_or_default(),
                 online: state.is_online(&d.computer),
             })
-            .collect()
-    } else {
-        Vec::new()
+            .collect(),
+        None => Vec::new(),
     };
     pb::AlertStatus {
         alert: Some(summary_pb(a)),
@@ -409,14 +421,21 @@ fn status_pb(
     }
 }
 
+/// The status of an alert, read under its entry's lock (the host names,
+/// from the store, are read before taking it).
+fn status_of(state: &State, entry: &ledger::Shared, computers: bool) -> pb::AlertStatus {
+    let hosts = computers.then(|| hostnames(state));
+    status_pb(state, &ledger::lock(entry), hosts.as_ref(), now_ms())
+}
+
 pub fn status(
     state: &State,
     caller: &Caller,
     req: &pb::GetAlertStatusRequest,
 ) -> ApiResult<pb::AlertStatus> {
-    let (a, ds) = snapshot(state, &req.alert_id)?;
-    check_visible(state, caller, &ds)?;
-    Ok(status_pb(state, &a, &ds, req.computers, now_ms()))
+    let entry = entry(state, &req.alert_id)?;
+    check_visible(state, caller, &ledger::lock(&entry))?;
+    Ok(status_of(state, &entry, req.computers))
 }
 
 pub fn list(
@@ -444,9 +463,10 @@ pub fn list(
         let Some((last, _)) = page.last() else { break };
         before = Some(last.clone());
         for (_, a) in page {
-            let (a, ds) = snapshot(state, &a.id)?;
-            if check_visible(state, caller, &ds).is_ok() {
-                out.push(status_pb(state, &a, &ds, false, now));
+            let entry = entry(state, &a.id)?;
+            let e = ledger::lock(&entry);
+            if check_visible(state, caller, &e).is_ok() {
+                out.push(status_pb(state, &e, None, now));
                 if out.len() >= limit {
                     break 'pages;
                 }
@@ -499,8 +519,8 @@ pub fn watch(
             // Let a burst of receipts land before recomputing.
             tokio::time::sleep(Duration::from_millis(100)).await;
             while changes.try_recv().is_ok() {}
-            let next = match snapshot(&state, &id) {
-                Ok((a, ds)) => status_pb(&state, &a, &ds, req.computers, now_ms()),
+            let next = match entry(&state, &id) {
+                Ok(entry) => status_of(&state, &entry, req.computers),
                 Err(e) => {
                     let _ = tx.send(Err(Status::from(e))).await;
                     return;
@@ -556,11 +576,15 @@ pub fn watch_list(state: Arc<State>, caller: &Caller) -> ApiResult<AlertListStre
                     return;
                 }
             };
-            let Ok((a, ds)) = snapshot(&state, &id) else {
+            let Ok(entry) = entry(&state, &id) else {
                 continue;
             };
-            if check_visible(&state, &caller, &ds).is_ok()
-                && tx.send(Ok(summary_pb(&a))).await.is_err()
+            let visible = {
+                let e = ledger::lock(&entry);
+                check_visible(&state, &caller, &e).map(|()| summary_pb(&e.alert))
+            };
+            if let Ok(summary) = visible
+                && tx.send(Ok(summary)).await.is_err()
             {
                 return;
             }
@@ -575,23 +599,25 @@ pub async fn cancel(
     req: &pb::CancelAlertRequest,
 ) -> ApiResult<pb::AlertSummary> {
     let _w = state.write_lock.lock().await;
-    let (mut a, ds) = snapshot(state, &req.alert_id)?;
-    let tree = state.tree();
-    let g = state.grants(caller, &tree);
-    for u in ds.iter().map(|d| d.unit.as_str()).collect::<BTreeSet<_>>() {
-        if tree.contains(u) {
-            g.require(Capability::SendQuickAlerts, u)?;
-        }
-    }
-    if ds.is_empty() {
-        g.require_any(Capability::SendQuickAlerts)?;
-    }
+    let entry = entry(state, &req.alert_id)?;
+    // What is still on screens, to withdraw; the entry is not held across
+    // the commit.
+    let (mut a, showing) = {
+        let e = ledger::lock(&entry);
+        require_on_alert(state, caller, &e, None)?;
+        let showing: Vec<String> = e
+            .deliveries
+            .values()
+            .filter(|d| !d.state.is_final())
+            .map(|d| d.computer.clone())
+            .collect();
+        (e.alert.clone(), showing)
+    };
     if !a.cancelled {
         a.cancelled = true;
         a.cancelled_ms = Some(now_ms());
         let mut batch = Batch::new();
-        let seq = alert_seq(&a.id)?;
-        batch.put_json(Table::Alerts, seq_key(seq), &a);
+        batch.put_json(Table::Alerts, seq_key(alert_seq(&a.id)?), &a);
         state.audit(
             &mut batch,
             &caller.name,
@@ -601,14 +627,10 @@ pub async fn cancel(
             format!("cancelled \"{}\"", a.title),
         )?;
         state.db.commit(batch).await?;
-        if let Some(live) = state.book.get(seq) {
-            ledger::lock(&live).alert = a.clone();
-        }
-        let showing = ds
-            .iter()
-            .filter(|d| !d.state.is_final())
-            .map(|d| d.computer.as_str());
-        let report = state.hub.push_each(showing, |_| withdraw_msg(&a.id));
+        ledger::lock(&entry).alert = a.clone();
+        let report = state
+            .hub
+            .push_each(showing.iter().map(String::as_str), |_| withdraw_msg(&a.id));
         tracing::info!(alert = %a.id, withdrawn = report.sent, "alert cancelled");
         state.hub.alert_changed(&a.id);
         state.hub.alert_listed(&a.id);

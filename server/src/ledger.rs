@@ -78,8 +78,8 @@ impl Entry {
     }
 
     /// The deliveries ordered by computer id.
-    pub fn sorted_deliveries(&self) -> Vec<Delivery> {
-        let mut ds: Vec<Delivery> = self.deliveries.values().cloned().collect();
+    pub fn sorted(&self) -> Vec<&Delivery> {
+        let mut ds: Vec<&Delivery> = self.deliveries.values().collect();
         ds.sort_by(|a, b| a.computer.cmp(&b.computer));
         ds
     }
@@ -286,7 +286,7 @@ mod tests {
         db.commit(batch).await.unwrap();
 
         let e = load(&db, 7).unwrap().unwrap();
-        let ds = e.sorted_deliveries();
+        let ds = e.sorted();
         assert_eq!(ds.len(), 2);
         assert_eq!(
             (

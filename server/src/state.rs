@@ -115,7 +115,7 @@ impl Roster {
         })
     }
 
-    pub fn set(&self, computer: &str, unit: &str) {
+    fn set(&self, computer: &str, unit: &str) {
         let mut m = self
             .units
             .write()
@@ -123,7 +123,7 @@ impl Roster {
         m.insert(computer.to_owned(), unit.to_owned());
     }
 
-    pub fn remove(&self, computer: &str) {
+    fn remove(&self, computer: &str) {
         let mut m = self
             .units
             .write()
@@ -237,6 +237,18 @@ impl State {
             }
         }
         Ok(computers)
+    }
+
+    /// After a committed enrollment or move: `computer` is now in `unit`.
+    pub fn computer_placed(&self, computer: &str, unit: &str) {
+        self.roster.set(computer, unit);
+        self.hub.presence_changed();
+    }
+
+    /// After a committed revocation: `computer` no longer counts anywhere.
+    pub fn computer_revoked(&self, computer: &str) {
+        self.roster.remove(computer);
+        self.hub.presence_changed();
     }
 
     pub fn is_online(&self, computer: &str) -> bool {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use herald_proto::pb;
 use herald_proto::pb::Capability as Cap;
-use herald_tests::{Admin, PASSWORD, TestServer};
+use herald_tests::{Admin, PASSWORD, TestServer, grant as unit_grant};
 use tonic::Code;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -63,16 +63,6 @@ fn grant(cap: Cap, scope: pb::Scope) -> pb::Grant {
         capability: cap as i32,
         scope: Some(scope),
     }
-}
-
-fn unit_grant(cap: Cap, unit: &str) -> pb::Grant {
-    grant(
-        cap,
-        pb::Scope {
-            organisation: false,
-            unit_ids: vec![unit.to_owned()],
-        },
-    )
 }
 
 async fn create_admin(w: &World, name: &str, grants: Vec<pb::Grant>) -> pb::AdminInfo {

@@ -20,5 +20,23 @@ pub mod ui;
 pub mod wrap;
 
 pub use protocol::{AlertSpec, Command, Event, Priority};
+
+/// What a Herald GUI process does first: logs (warnings and up unless
+/// `log_env` says otherwise) to stderr, and returns the local UTC offset in
+/// seconds. Call it before any thread starts: `time` only reads the local
+/// offset while the process has a single thread.
+pub fn start_gui_process(log_env: &str) -> i32 {
+    let utc_offset_s = time::UtcOffset::current_local_offset()
+        .map(|o| o.whole_seconds())
+        .unwrap_or(0);
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env(log_env)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    utc_offset_s
+}
 pub use state::PopupState;
 pub use ui::alerts_ui;

@@ -42,18 +42,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    // Ask for the local offset first: `time` only answers while the process
-    // has a single thread.
-    let utc_offset_s = time::UtcOffset::current_local_offset()
-        .map(|o| o.whole_seconds())
-        .unwrap_or(0);
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HERALD_CONSOLE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    let utc_offset_s = herald_popup::start_gui_process("HERALD_CONSOLE_LOG");
     let args = Args::parse();
 
     let settings_path = args.settings.clone().or_else(Settings::default_path);

@@ -16,7 +16,7 @@ use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use herald_console::pb;
 use herald_console_gui::settings::Settings;
 use herald_console_gui::{Console, ConsoleApp};
-use herald_tests::{FakeUser, PASSWORD, TestAgent, TestServer, to_unit};
+use herald_tests::{FakeUser, PASSWORD, TestAgent, TestServer, grant, to_unit};
 
 /// A console window with its own backend, and settings in `dir`.
 fn console(dir: &Path) -> Harness<'static, ConsoleApp> {
@@ -332,13 +332,6 @@ async fn an_admin_sees_only_what_it_may_use_and_the_server_refuses_the_rest() {
     let branches = admin.create_unit(&root, "Branches").await.id;
     let b3 = admin.create_unit(&branches, "Branch 3").await.id;
     let b7 = admin.create_unit(&branches, "Branch 7").await.id;
-    let grant = |cap: pb::Capability, org: bool, units: Vec<String>| pb::Grant {
-        capability: cap as i32,
-        scope: Some(pb::Scope {
-            organisation: org,
-            unit_ids: units,
-        }),
-    };
     // A computer in each branch.
     let mut in_b3 = TestAgent::enroll(&server.url(), &admin.token(&b3, 1).await).await;
     let mut in_b7 = TestAgent::enroll(&server.url(), &admin.token(&b7, 1).await).await;
@@ -351,8 +344,8 @@ async fn an_admin_sees_only_what_it_may_use_and_the_server_refuses_the_rest() {
         name: "alice".into(),
         password: PASSWORD.into(),
         grants: vec![
-            grant(pb::Capability::SendMessages, false, vec![b3.clone()]),
-            grant(pb::Capability::SendQuickAlerts, false, vec![b3.clone()]),
+            grant(pb::Capability::SendMessages, &b3),
+            grant(pb::Capability::SendQuickAlerts, &b3),
         ],
     }))
     .await

@@ -248,9 +248,9 @@ impl Counts {
 }
 
 /// Overall and per-unit counts, and whether nothing can change any more.
-pub fn tally(
+pub fn tally<'a>(
     alert: &Alert,
-    deliveries: &[Delivery],
+    deliveries: impl IntoIterator<Item = &'a Delivery>,
     now: UnixMs,
 ) -> (Counts, BTreeMap<UnitId, Counts>, bool) {
     let mut all = Counts::default();
