@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        .codec_path("crate::codec::LeanCodec")
         .compile_fds(fds)?;
     for p in protos {
         println!("cargo:rerun-if-changed=proto/{p}");

@@ -6,6 +6,7 @@
 //! Architecture invariant: this crate knows the shape of messages and how a
 //! connection is secured, nothing about what the server stores or decides.
 
+pub mod codec;
 pub mod tls;
 
 /// Generated protobuf and gRPC code for `herald.v1`.
