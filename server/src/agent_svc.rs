@@ -12,13 +12,12 @@ use herald_proto::pb;
 use herald_proto::pb::agent_service_server::AgentService;
 use herald_proto::pb::{agent_message, server_message};
 use tokio::sync::{mpsc, oneshot};
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert::text;
 use crate::domain::token::{self, TokenError, TokenRecord};
 use crate::error::{ApiError, ApiResult};
-use crate::fanout::LiveSession;
+use crate::fanout::{LiveSession, Outbound, outbound, session_stream};
 use crate::state::{ComputerRecord, PresenceRecord, State, new_id, now_ms};
 use crate::store::{Batch, Table};
 
@@ -166,8 +165,8 @@ fn user_names(users: &[pb::LoggedInUser]) -> Vec<String> {
 
 type SessionStream = Pin<Box<dyn Stream<Item = Result<pb::ServerMessage, Status>> + Send>>;
 
-fn msg(kind: server_message::Kind) -> Result<pb::ServerMessage, Status> {
-    Ok(pb::ServerMessage { kind: Some(kind) })
+fn msg(kind: server_message::Kind) -> Outbound {
+    outbound(pb::ServerMessage { kind: Some(kind) })
 }
 
 #[tonic::async_trait]
@@ -248,7 +247,7 @@ impl AgentService for AgentApi {
         }
         tracing::info!(computer = %computer.id, conn_id, "agent session opened");
         for m in crate::alerts::resume(&state, &computer.id, hello.resume_after_seq) {
-            if tx.try_send(Ok(m)).is_err() {
+            if tx.try_send(outbound(m)).is_err() {
                 state.hub.kill(
                     &computer.id,
                     Status::resource_exhausted("backlog larger than the send queue; reconnect"),
@@ -300,7 +299,7 @@ impl AgentService for AgentApi {
                 }
             };
             if let Some(status) = end {
-                let _ = tx.try_send(Err(status));
+                let _ = tx.try_send(Err(Box::new(status)));
             }
             if state.hub.deregister(&id, conn_id)
                 && let Err(e) = save_presence(&state, &id, None, &[]).await
@@ -309,6 +308,6 @@ impl AgentService for AgentApi {
             }
             tracing::info!(computer = %id, conn_id, "agent session closed");
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(session_stream(rx))))
     }
 }

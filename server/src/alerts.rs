@@ -2,7 +2,7 @@
 //! records, then fan-out), status and live watching, cancelling, and the
 //! agent side of it (resume after reconnect, receipts).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -291,9 +291,7 @@ pub async fn send(
     let msg = delivery_msg(&entry.alert, seq);
     // Live before the push, so that the first receipts find it.
     state.book.insert(entry, accepted);
-    let report = state
-        .hub
-        .push_each(audience.keys().map(String::as_str), |_| msg.clone());
+    let report = state.hub.push(audience.keys().map(String::as_str), msg);
     state.hub.alert_listed(&id);
     tracing::info!(alert = %id, computers = audience.len(), sent = report.sent, offline = report.offline, stuck = report.stuck, "alert accepted and fanned out");
     Ok(pb::SendAlertResponse {
@@ -630,7 +628,7 @@ pub async fn cancel(
         ledger::lock(&entry).alert = a.clone();
         let report = state
             .hub
-            .push_each(showing.iter().map(String::as_str), |_| withdraw_msg(&a.id));
+            .push(showing.iter().map(String::as_str), withdraw_msg(&a.id));
         tracing::info!(alert = %a.id, withdrawn = report.sent, "alert cancelled");
         state.hub.alert_changed(&a.id);
         state.hub.alert_listed(&a.id);
@@ -710,7 +708,7 @@ struct AlertReceipts {
 async fn store_receipts(state: &State, batch_in: Vec<PendingReceipt>) {
     let now = now_ms();
     let mut per_alert: BTreeMap<u64, AlertReceipts> = BTreeMap::new();
-    let mut acks: Vec<(crate::fanout::SessionTx, pb::ReceiptKey)> =
+    let mut acks: Vec<(String, crate::fanout::SessionTx, pb::ReceiptKey)> =
         Vec::with_capacity(batch_in.len());
     for p in batch_in {
         let r = &p.receipt;
@@ -764,7 +762,7 @@ async fn store_receipts(state: &State, batch_in: Vec<PendingReceipt>) {
                 }
             }
         }
-        acks.push((p.ack, key));
+        acks.push((p.computer, p.ack, key));
     }
     let mut batch = Batch::new();
     let parts: Vec<(u64, AlertReceipts)> = per_alert
@@ -794,14 +792,27 @@ async fn store_receipts(state: &State, batch_in: Vec<PendingReceipt>) {
         drop(e);
         state.hub.alert_changed(&id);
     }
-    for (ack, key) in acks {
+    // One acknowledgement per session, naming all of its receipts.
+    let mut per_session: Vec<(crate::fanout::SessionTx, Vec<pb::ReceiptKey>)> = Vec::new();
+    let mut index: HashMap<String, Vec<usize>> = HashMap::new();
+    for (computer, ack, key) in acks {
+        let slots = index.entry(computer).or_default();
+        match slots.iter().find(|&&i| per_session[i].0.same_channel(&ack)) {
+            Some(&i) => per_session[i].1.push(key),
+            None => {
+                slots.push(per_session.len());
+                per_session.push((ack, vec![key]));
+            }
+        }
+    }
+    for (ack, receipts) in per_session {
         let msg = pb::ServerMessage {
             kind: Some(server_message::Kind::ReceiptAck(pb::ReceiptAck {
-                receipts: vec![key],
+                receipts,
             })),
         };
         // A full queue means the agent is not reading; it resends the receipt
         // on its next session.
-        let _ = ack.try_send(Ok(msg));
+        let _ = ack.try_send(crate::fanout::outbound(msg));
     }
 }

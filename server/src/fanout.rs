@@ -8,7 +8,7 @@
 //! interface stays the same.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use herald_proto::pb;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -16,7 +16,27 @@ use tonic::Status;
 
 use crate::domain::UnixMs;
 
-pub type SessionTx = mpsc::Sender<Result<pb::ServerMessage, Status>>;
+/// What a session's queue holds: a message, shared by every session a
+/// fan-out reaches, or the status that ends the session. Two words: a
+/// session queue allocates room for 32 of these when it is made, and a
+/// server holds one queue per connected computer.
+pub type Outbound = Result<Arc<pb::ServerMessage>, Box<Status>>;
+
+pub type SessionTx = mpsc::Sender<Outbound>;
+
+/// One message for one session's queue.
+pub fn outbound(msg: pb::ServerMessage) -> Outbound {
+    Ok(Arc::new(msg))
+}
+
+/// A session's queue as the stream its gRPC call sends.
+pub fn session_stream(
+    rx: mpsc::Receiver<Outbound>,
+) -> impl futures::Stream<Item = Result<pb::ServerMessage, Status>> + Send + 'static {
+    use futures::StreamExt;
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+        .map(|o| o.map(Arc::unwrap_or_clone).map_err(|status| *status))
+}
 
 /// A connected agent session.
 pub struct LiveSession {
@@ -130,12 +150,13 @@ impl Hub {
         }
     }
 
-    /// Pushes `make(computer)` to each connected computer of `computers`.
-    pub fn push_each<'a>(
+    /// Pushes `msg` to each connected computer of `computers`.
+    pub fn push<'a>(
         &self,
         computers: impl IntoIterator<Item = &'a str>,
-        mut make: impl FnMut(&str) -> pb::ServerMessage,
+        msg: pb::ServerMessage,
     ) -> PushReport {
+        let msg = Arc::new(msg);
         let mut report = PushReport::default();
         let mut stuck = Vec::new();
         {
@@ -143,7 +164,7 @@ impl Hub {
             for c in computers {
                 match sessions.get(c) {
                     None => report.offline += 1,
-                    Some(live) => match live.tx.try_send(Ok(make(c))) {
+                    Some(live) => match live.tx.try_send(Ok(msg.clone())) {
                         Ok(()) => report.sent += 1,
                         Err(mpsc::error::TrySendError::Full(_)) => stuck.push(c.to_owned()),
                         Err(mpsc::error::TrySendError::Closed(_)) => report.offline += 1,
@@ -198,7 +219,7 @@ mod tests {
         queue: usize,
     ) -> (
         LiveSession,
-        mpsc::Receiver<Result<pb::ServerMessage, Status>>,
+        mpsc::Receiver<Outbound>,
         oneshot::Receiver<Status>,
     ) {
         let (tx, rx) = mpsc::channel(queue);
@@ -223,9 +244,8 @@ mod tests {
         let (stuck, _stuck_rx, mut stuck_killed) = session(2, 1);
         hub.register("fast", fast);
         hub.register("stuck", stuck);
-        let msg = || pb::ServerMessage::default();
         // The stuck agent's queue (1) fills on the first push.
-        let first = hub.push_each(["fast", "stuck", "gone"], |_| msg());
+        let first = hub.push(["fast", "stuck", "gone"], pb::ServerMessage::default());
         assert_eq!(
             first,
             PushReport {
@@ -234,7 +254,7 @@ mod tests {
                 stuck: 0
             }
         );
-        let second = hub.push_each(["fast", "stuck"], |_| msg());
+        let second = hub.push(["fast", "stuck"], pb::ServerMessage::default());
         assert_eq!(
             second,
             PushReport {
