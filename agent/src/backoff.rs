@@ -39,6 +39,70 @@ impl Backoff {
     }
 }
 
+/// How one try at holding a session to the server ended, as far as the
+/// pause before the next try goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The server welcomed the session, and later it ended.
+    SessionEnded,
+    /// No session came about (unreachable, handshake refused, no welcome).
+    Failed,
+    /// The server refused this computer as revoked.
+    Revoked,
+}
+
+/// The reconnect policy of one agent service: after a session that was up,
+/// a short jittered pause (the failure count starts again); after each
+/// failure in a row, an exponentially growing jittered pause; a revoked
+/// computer waits the longest pause. The fan-out benchmark's simulated
+/// agents use this same policy, so a reconnect storm measured there is the
+/// one real agents would cause.
+#[derive(Clone, Debug)]
+pub struct Reconnect {
+    backoff: Backoff,
+    /// Failed tries since the last session was welcomed.
+    failures: u32,
+}
+
+impl Reconnect {
+    pub fn new(backoff: Backoff) -> Self {
+        Reconnect {
+            backoff,
+            failures: 0,
+        }
+    }
+
+    /// Failed tries since the last session was welcomed.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// The pause before the next try after `outcome`, its jitter picked by
+    /// `unit` in [0, 1).
+    pub fn delay_after(&mut self, outcome: Outcome, unit: f64) -> Duration {
+        match outcome {
+            Outcome::SessionEnded => {
+                self.failures = 0;
+                self.backoff.delay(0, unit)
+            }
+            Outcome::Failed => {
+                let d = self.backoff.delay(self.failures, unit);
+                self.failures = self.failures.saturating_add(1);
+                d
+            }
+            Outcome::Revoked => {
+                self.failures = self.failures.saturating_add(1);
+                self.backoff.cap
+            }
+        }
+    }
+
+    /// [`Reconnect::delay_after`] with random jitter.
+    pub fn random_delay_after(&mut self, outcome: Outcome) -> Duration {
+        self.delay_after(outcome, rand::random::<f64>())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,6 +132,32 @@ mod tests {
         }
         for attempt in 0..100 {
             assert!(b.random_delay(attempt) <= b.cap);
+        }
+    }
+
+    #[test]
+    fn reconnect_backs_off_on_failures_and_starts_again_after_a_session() {
+        let mut r = Reconnect::new(Backoff {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
+        });
+        let steps = [
+            (Outcome::SessionEnded, 0.0, 500, 0),
+            (Outcome::Failed, 0.0, 500, 1),
+            (Outcome::Failed, 0.0, 1000, 2),
+            (Outcome::Failed, 1.0, 4000, 3),
+            (Outcome::SessionEnded, 1.0, 1000, 0),
+            (Outcome::Failed, 0.5, 750, 1),
+            (Outcome::Revoked, 0.0, 60_000, 2),
+            (Outcome::Failed, 0.0, 2000, 3),
+        ];
+        for (i, (outcome, unit, want_ms, failures)) in steps.into_iter().enumerate() {
+            assert_eq!(
+                r.delay_after(outcome, unit).as_millis(),
+                want_ms,
+                "step {i}: {outcome:?}"
+            );
+            assert_eq!(r.failures(), failures, "step {i}");
         }
     }
 }

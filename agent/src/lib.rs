@@ -15,6 +15,7 @@ pub mod core;
 pub mod enroll;
 pub mod items;
 pub mod local;
+pub mod pacing;
 pub mod service;
 pub mod session;
 pub mod state;

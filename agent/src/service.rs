@@ -16,11 +16,15 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, Outcome, Reconnect};
 use crate::core::Core;
 use crate::items::ItemStore;
 use crate::local::LocalUser;
 use crate::state::{Identity, StateDir};
+
+/// How long the service waits for the server's welcome on a new session
+/// before it counts the try as failed.
+pub const WELCOME_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Clone, Debug)]
 pub struct ServiceOptions {
@@ -87,7 +91,7 @@ pub async fn run(
         ));
     }
     let mut shutdown = shutdown;
-    let mut attempt: u32 = 0;
+    let mut reconnect = Reconnect::new(opts.backoff);
     loop {
         if *shutdown.borrow() {
             break;
@@ -97,18 +101,15 @@ pub async fn run(
             SessionEnd::Shutdown => break,
             SessionEnd::AfterWelcome(why) => {
                 tracing::info!(reason = %why, "session ended; reconnecting");
-                attempt = 0;
-                opts.backoff.random_delay(0)
+                reconnect.random_delay_after(Outcome::SessionEnded)
             }
             SessionEnd::Failed(why) => {
-                tracing::warn!(error = %why, attempt, "cannot reach the server");
+                tracing::warn!(error = %why, attempt = reconnect.failures(), "cannot reach the server");
                 status.send_modify(|s| {
                     s.failures += 1;
                     s.last_error = Some(why);
                 });
-                let d = opts.backoff.random_delay(attempt);
-                attempt = attempt.saturating_add(1);
-                d
+                reconnect.random_delay_after(Outcome::Failed)
             }
             SessionEnd::Revoked(why) => {
                 tracing::error!(error = %why, "the server revoked this computer; enroll it again with a new token");
@@ -117,8 +118,7 @@ pub async fn run(
                     s.failures += 1;
                     s.last_error = Some(why);
                 });
-                attempt = attempt.saturating_add(1);
-                opts.backoff.cap
+                reconnect.random_delay_after(Outcome::Revoked)
             }
         };
         status.send_modify(|s| {
@@ -199,7 +199,7 @@ async fn run_session(
         Err(s) => return classify(&s),
     };
     let welcome = tokio::select! {
-        m = tokio::time::timeout(Duration::from_secs(15), inbound.message()) => m,
+        m = tokio::time::timeout(WELCOME_TIMEOUT, inbound.message()) => m,
         _ = shutdown.changed() => return SessionEnd::Shutdown,
     };
     let heartbeat = match welcome {
@@ -211,7 +211,12 @@ async fn run_session(
         }
         Ok(Ok(_)) => return SessionEnd::Failed("the server did not welcome the session".into()),
         Ok(Err(s)) => return classify(&s),
-        Err(_) => return SessionEnd::Failed("no welcome from the server within 15 s".into()),
+        Err(_) => {
+            return SessionEnd::Failed(format!(
+                "no welcome from the server within {} s",
+                WELCOME_TIMEOUT.as_secs()
+            ));
+        }
     };
     status.send_modify(|s| {
         s.connected = true;
@@ -223,6 +228,8 @@ async fn run_session(
     if !send_receipts(core, &out_tx, &mut sent).await {
         return SessionEnd::AfterWelcome("the session's send side closed".into());
     }
+    // When the receipts stored since the last send go out (see `pacing`).
+    let mut send_receipts_at: Option<tokio::time::Instant> = None;
     let mut ticker = tokio::time::interval(heartbeat);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
@@ -231,6 +238,12 @@ async fn run_session(
         tokio::select! {
             _ = shutdown.changed() => return SessionEnd::Shutdown,
             () = core.receipts_waiting.notified() => {
+                send_receipts_at.get_or_insert_with(|| {
+                    tokio::time::Instant::now() + crate::pacing::receipt_delay()
+                });
+            }
+            () = sleep_until(send_receipts_at) => {
+                send_receipts_at = None;
                 if !send_receipts(core, &out_tx, &mut sent).await {
                     return SessionEnd::AfterWelcome("the session's send side closed".into());
                 }
@@ -271,6 +284,14 @@ async fn run_session(
                 },
             },
         }
+    }
+}
+
+/// Resolves at `at`; never without it.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
