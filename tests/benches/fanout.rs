@@ -25,12 +25,22 @@
 //! agents no longer reading their connection after the warm-up, to show the
 //! server's memory stays bounded and the other agents' latency does not move.
 //!
+//! Two other modes replace the fan-out rounds: `--storm` (see
+//! `fanout/storm.rs`) kills the server with SIGKILL right after an alert was
+//! accepted, restarts it, and measures how the N agents come back and whether
+//! the alert reaches each of them once; `--receipt-burst` (see
+//! `fanout/receipts.rs`) has all N agents send a DISPLAYED receipt at the
+//! same moment and measures acknowledgement latency, throughput and the
+//! server's disk syncs. Both keep every agent in the bench process.
+//!
 //! ```text
 //! bash tests/benches/install-peers.sh                # nats-server, mosquitto
 //! cargo build --release -p herald-server
 //! cargo bench -p herald-tests --bench fanout -- --agents 1000,10000 --rounds 20
 //! cargo bench -p herald-tests --bench fanout -- --agents 200 --rounds 5     # smoke run
 //! cargo bench -p herald-tests --bench fanout -- --agents 10000 --slow-percent 1
+//! cargo bench -p herald-tests --bench fanout -- --agents 10000 --storm
+//! cargo bench -p herald-tests --bench fanout -- --agents 10000 --receipt-burst
 //! ```
 //!
 //! Options: `--agents LIST` (default 1000,10000), `--rounds R` (20),
@@ -48,6 +58,10 @@
 //! whose broker binary is installed, with a note for any that is not; a peer
 //! named explicitly must be installed), `--nats-bin PATH`,
 //! `--mosquitto-bin PATH`. Slow agents: `--slow-percent P` (e.g. 1).
+//! Other modes: `--storm` (JSON default target/bench-fanout-storm.json),
+//! `--receipt-burst` (5 measured rounds unless `--rounds` says otherwise;
+//! JSON default target/bench-fanout-receipts.json; `--receipt-spread-ms W`
+//! spreads the receipts evenly over W ms instead of all at once).
 //!
 //! Only 127.0.0.1 is used; every phase is bounded in time.
 
@@ -74,6 +88,10 @@ use tokio::sync::{mpsc, watch};
 #[path = "fanout/peers.rs"]
 mod peers;
 use peers::Peer;
+#[path = "fanout/receipts.rs"]
+mod receipts;
+#[path = "fanout/storm.rs"]
+mod storm;
 
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(20);
 const ROUND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -93,6 +111,11 @@ const SLOW_HOLD_S: u64 = 65;
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     sys::raise_nofile();
+    if argv.iter().any(|a| a == "--receipts-at-once") {
+        // Read by `receipts_at_once`, here and in worker processes.
+        // SAFETY: no other thread exists yet.
+        unsafe { std::env::set_var(RECEIPTS_AT_ONCE_ENV, "1") }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -140,6 +163,13 @@ struct Args {
     /// Share of Herald agents (percent) that stop reading after the warm-up,
     /// in an extra run of each N.
     slow_percent: Option<f64>,
+    /// Reconnect storm instead of fan-out rounds (`fanout/storm.rs`).
+    storm: bool,
+    /// Receipt bursts instead of fan-out rounds (`fanout/receipts.rs`).
+    receipt_burst: bool,
+    /// Receipt bursts: the agents send their receipts spread evenly over
+    /// this window after the release (zero: all at the same moment).
+    receipt_spread: Duration,
 }
 
 /// `target/` when run as `target/release/deps/fanout-<hash>`.
@@ -177,7 +207,11 @@ impl Args {
             peers: vec![],
             peers_missing: vec![],
             slow_percent: None,
+            storm: false,
+            receipt_burst: false,
+            receipt_spread: Duration::ZERO,
         };
+        let (mut json_given, mut rounds_given) = (false, false);
         let mut peers_asked: Option<Vec<Peer>> = None;
         let mut peer_bins: HashMap<&str, PathBuf> = HashMap::new();
         let mut it = argv.iter();
@@ -197,16 +231,24 @@ impl Args {
                         .collect::<Result<_, _>>()
                         .context("--agents takes a comma-separated list of numbers")?;
                 }
-                "--rounds" => a.rounds = value()?.parse()?,
+                "--rounds" => {
+                    a.rounds = value()?.parse()?;
+                    rounds_given = true;
+                }
                 "--warmup" => a.warmup = value()?.parse()?,
                 "--server-bin" => a.server_bin = value()?.into(),
-                "--json" => a.json = value()?.into(),
+                "--json" => {
+                    a.json = value()?.into();
+                    json_given = true;
+                }
                 "--agents-per-process" => a.per_process = value()?.parse()?,
                 "--connect-parallel" => a.connect_parallel = value()?.parse()?,
                 "--enroll-parallel" => a.enroll_parallel = value()?.parse()?,
                 "--pause-ms" => a.pause = Duration::from_millis(value()?.parse()?),
                 "--no-baseline" => a.baseline = false,
                 "--no-receipts" => a.no_receipts = true,
+                // Taken up by `main` before any thread starts.
+                "--receipts-at-once" => {}
                 "--perf-out" => a.perf_out = Some(value()?.into()),
                 "--peers" => {
                     let v = value()?;
@@ -229,6 +271,11 @@ impl Args {
                     }
                     a.slow_percent = Some(p);
                 }
+                "--storm" => a.storm = true,
+                "--receipt-burst" => a.receipt_burst = true,
+                "--receipt-spread-ms" => {
+                    a.receipt_spread = Duration::from_millis(value()?.parse()?);
+                }
                 other => bail!("unknown option {other:?} (see the top of tests/benches/fanout.rs)"),
             }
         }
@@ -240,6 +287,38 @@ impl Args {
         }
         if a.per_process == 0 || a.per_process > 19000 {
             bail!("--agents-per-process must be within 1..=19000 (20,000 descriptors per process)");
+        }
+        if !a.receipt_spread.is_zero() && !a.receipt_burst {
+            bail!("--receipt-spread-ms goes with --receipt-burst");
+        }
+        if a.storm || a.receipt_burst {
+            if a.storm && a.receipt_burst {
+                bail!("--storm and --receipt-burst are separate runs: pass one of them");
+            }
+            if a.slow_percent.is_some() {
+                bail!(
+                    "--slow-percent belongs to the fan-out rounds, not to --storm or --receipt-burst"
+                );
+            }
+            if let Some(n) = a.agents.iter().find(|n| **n > a.per_process) {
+                bail!(
+                    "--storm and --receipt-burst keep every agent in the bench process (their \
+                     times are taken on one clock): {n} agents is more than --agents-per-process \
+                     {}; raise it (at most 19000) or ask for fewer agents",
+                    a.per_process
+                );
+            }
+            if !json_given {
+                let name = if a.storm {
+                    "bench-fanout-storm.json"
+                } else {
+                    "bench-fanout-receipts.json"
+                };
+                a.json = target_dir().join(name);
+            }
+            if a.receipt_burst && !rounds_given {
+                a.rounds = 5;
+            }
         }
         let explicit = peers_asked.is_some();
         for peer in peers_asked.unwrap_or_else(|| Peer::ALL.to_vec()) {
@@ -503,6 +582,8 @@ async fn herald_agent(
         let phase = Duration::from_millis(u64::from(idx) * 7919 % 20_000);
         let mut hb = tokio::time::interval_at(tokio::time::Instant::now() + phase, HEARTBEAT_EVERY);
         let mut stalled = false;
+        let mut pending: Vec<pb::Receipt> = Vec::new();
+        let mut send_at: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 _ = stop.changed() => break,
@@ -521,6 +602,14 @@ async fn herald_agent(
                         })),
                     });
                 }
+                () = sleep_until(send_at) => {
+                    send_at = None;
+                    for r in pending.drain(..) {
+                        let _ = tx.try_send(pb::AgentMessage {
+                            kind: Some(agent_message::Kind::Receipt(r)),
+                        });
+                    }
+                }
                 m = inbound.message() => match m {
                     Ok(Some(pb::ServerMessage { kind: Some(server_message::Kind::Delivery(d)) })) => {
                         let us = now_us();
@@ -530,18 +619,26 @@ async fn herald_agent(
                         if !receipts {
                             continue;
                         }
-                        let _ = tx.try_send(pb::AgentMessage {
-                            kind: Some(agent_message::Kind::Receipt(pb::Receipt {
-                                item_id: d.item_id,
-                                seq: d.seq,
-                                state: pb::DeliveryState::Delivered as i32,
-                                at_unix_ms: us / 1000,
-                                ..Default::default()
-                            })),
+                        pending.push(pb::Receipt {
+                            item_id: d.item_id,
+                            seq: d.seq,
+                            state: pb::DeliveryState::Delivered as i32,
+                            at_unix_ms: us / 1000,
+                            ..Default::default()
+                        });
+                        // Paced as the real agent paces them.
+                        send_at.get_or_insert_with(|| {
+                            tokio::time::Instant::now() + if receipts_at_once() {
+                                Duration::ZERO
+                            } else {
+                                herald_agent::pacing::receipt_delay()
+                            }
                         });
                     }
-                    Ok(Some(pb::ServerMessage { kind: Some(server_message::Kind::ReceiptAck(_)) })) => {
-                        let _ = ev.send(Ev::Ack);
+                    Ok(Some(pb::ServerMessage { kind: Some(server_message::Kind::ReceiptAck(a)) })) => {
+                        for _ in &a.receipts {
+                            let _ = ev.send(Ev::Ack);
+                        }
                     }
                     Ok(Some(_)) => {}
                     Ok(None) | Err(_) => {
@@ -560,6 +657,24 @@ async fn herald_agent(
     });
     Ok(())
 }
+
+/// Resolves at `at`; never without it.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether agents answer each delivery at once instead of pacing their
+/// receipts as the real agent does (`--receipts-at-once`, diagnostic; the
+/// flag reaches worker processes through their environment).
+fn receipts_at_once() -> bool {
+    static AT_ONCE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AT_ONCE.get_or_init(|| std::env::var_os(RECEIPTS_AT_ONCE_ENV).is_some())
+}
+
+const RECEIPTS_AT_ONCE_ENV: &str = "FANOUT_RECEIPTS_AT_ONCE";
 
 /// The connection of a slow agent: like `herald_proto::tls::connect`, but
 /// reading the socket through a gate, and without client keep-alive pings
@@ -2139,6 +2254,12 @@ fn write_json(results: &[NResult], args: &Args) -> anyhow::Result<()> {
 }
 
 async fn bench_main(args: Args) -> anyhow::Result<()> {
+    if args.storm {
+        return storm::run(&args).await;
+    }
+    if args.receipt_burst {
+        return receipts::run(&args).await;
+    }
     println!(
         "fan-out bench: agents {:?}, {} rounds (+{} warm-up), server {}, {} CPUs, fd limit {}",
         args.agents,

@@ -56,6 +56,15 @@ impl Ctl {
         }
     }
 
+    /// heraldctl for one person against the server at `url` (for instance a
+    /// `herald-server` process rather than a `TestServer`).
+    pub fn for_url(url: &str) -> Ctl {
+        Ctl {
+            home: tempfile::tempdir().unwrap(),
+            server: url.to_owned(),
+        }
+    }
+
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(bin_path("heraldctl"));
         cmd.args(args)
