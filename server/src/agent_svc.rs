@@ -4,7 +4,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::Stream;
@@ -222,6 +222,7 @@ impl AgentService for AgentApi {
         let (kill_tx, mut kill_rx) = oneshot::channel::<Status>();
         // Register before reading the outbox, so that nothing accepted in
         // between is missed (it may arrive twice; the agent dedupes by id).
+        let last_seen = Arc::new(AtomicI64::new(now_ms()));
         state.hub.register(
             &computer.id,
             LiveSession {
@@ -229,7 +230,7 @@ impl AgentService for AgentApi {
                 tx: tx.clone(),
                 kill: Some(kill_tx),
                 users,
-                last_seen_ms: now_ms(),
+                last_seen_ms: last_seen.clone(),
             },
         );
         // A revocation that committed while this session was being set up
@@ -269,7 +270,7 @@ impl AgentService for AgentApi {
                         Ok(Err(_)) | Ok(Ok(None)) => break None,
                         Ok(Ok(Some(m))) => {
                             let now = now_ms();
-                            state.hub.update(&id, conn_id, |l| l.last_seen_ms = now);
+                            last_seen.store(now, Ordering::Relaxed);
                             let reply = match m.kind {
                                 Some(agent_message::Kind::Heartbeat(_)) => Some(server_message::Kind::HeartbeatAck(
                                     pb::HeartbeatAck { server_time_unix_ms: now },

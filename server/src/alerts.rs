@@ -659,7 +659,8 @@ pub fn resume(state: &State, computer: &str, after_seq: u64) -> Vec<pb::ServerMe
 }
 
 /// Receipts from every session go through one writer that stores them in
-/// batches (one store commit for up to a few thousand receipts) and then
+/// batches (one store commit for up to a few thousand receipts, or for
+/// what arrived within [`RECEIPT_LINGER`] of the first) and then
 /// acknowledges each on its session's queue. Receipt storage thus costs one
 /// task, not one commit per receipt, and does not crowd out the fan-out of
 /// the next alert.
@@ -674,6 +675,10 @@ pub struct PendingReceipt {
 }
 
 const RECEIPT_BATCH: usize = 4096;
+/// How long the writer gathers receipts after the first one of a commit
+/// arrives: part of a receipt's acknowledgement time, and what bounds the
+/// receipt commits to about 1 / linger per second.
+const RECEIPT_LINGER: Duration = Duration::from_millis(10);
 
 impl ReceiptWriter {
     pub fn start(state: std::sync::Weak<State>) -> (ReceiptWriter, tokio::task::JoinHandle<()>) {
@@ -681,6 +686,17 @@ impl ReceiptWriter {
         let task = tokio::spawn(async move {
             let mut pending = Vec::with_capacity(RECEIPT_BATCH);
             while rx.recv_many(&mut pending, RECEIPT_BATCH).await > 0 {
+                // Agents spread their receipts out, so they arrive a few at
+                // a time; gather what comes within the linger into the same
+                // commit rather than paying a commit per handful.
+                let until = tokio::time::Instant::now() + RECEIPT_LINGER;
+                while pending.len() < RECEIPT_BATCH {
+                    let room = RECEIPT_BATCH - pending.len();
+                    match tokio::time::timeout_at(until, rx.recv_many(&mut pending, room)).await {
+                        Ok(n) if n > 0 => {}
+                        _ => break,
+                    }
+                }
                 let Some(state) = state.upgrade() else { return };
                 store_receipts(&state, std::mem::take(&mut pending)).await;
             }

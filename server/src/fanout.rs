@@ -8,6 +8,7 @@
 //! interface stays the same.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use herald_proto::pb;
@@ -45,7 +46,9 @@ pub struct LiveSession {
     /// Ends the session with this status (revocation, replacement, stuck).
     pub kill: Option<oneshot::Sender<Status>>,
     pub users: Vec<String>,
-    pub last_seen_ms: UnixMs,
+    /// When the agent was last heard from, kept current by its session
+    /// task without taking the hub's lock on every message.
+    pub last_seen_ms: Arc<AtomicI64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -136,7 +139,7 @@ impl Hub {
     pub fn live(&self, computer: &str) -> Option<(Vec<String>, UnixMs)> {
         self.lock()
             .get(computer)
-            .map(|l| (l.users.clone(), l.last_seen_ms))
+            .map(|l| (l.users.clone(), l.last_seen_ms.load(Ordering::Relaxed)))
     }
 
     /// Ends a computer's session, if it has one, with `status`.
@@ -230,7 +233,7 @@ mod tests {
                 tx,
                 kill: Some(kill),
                 users: vec![],
-                last_seen_ms: 0,
+                last_seen_ms: Arc::default(),
             },
             rx,
             killed,
