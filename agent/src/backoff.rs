@@ -51,8 +51,18 @@ pub enum Outcome {
     Revoked,
 }
 
+/// After a session that was up ends, the pause before the next try is
+/// spread evenly over [base/10, this many bases]: when a server restarts,
+/// its whole fleet loses its sessions in the same instant, and a server
+/// completes a few thousand TLS handshakes a second on two cores; spread
+/// over 5 s (the default base is 1 s), 10,000 agents come back at about
+/// the rate the server takes them, instead of overflowing its listen queue
+/// within half a second (the kernel then drops the connections, and their
+/// SYN retries come only after 1, 3 and 7 s).
+pub const SESSION_END_SPREAD: u32 = 5;
+
 /// The reconnect policy of one agent service: after a session that was up,
-/// a short jittered pause (the failure count starts again); after each
+/// a pause spread over a few seconds (the failure count starts again); after each
 /// failure in a row, an exponentially growing jittered pause; a revoked
 /// computer waits the longest pause. The fan-out benchmark's simulated
 /// agents use this same policy, so a reconnect storm measured there is the
@@ -83,7 +93,9 @@ impl Reconnect {
         match outcome {
             Outcome::SessionEnded => {
                 self.failures = 0;
-                self.backoff.delay(0, unit)
+                let least = self.backoff.base / 10;
+                let spread = self.backoff.base.saturating_mul(SESSION_END_SPREAD) - least;
+                (least + spread.mul_f64(unit.clamp(0.0, 1.0))).min(self.backoff.cap)
             }
             Outcome::Failed => {
                 let d = self.backoff.delay(self.failures, unit);
@@ -142,11 +154,11 @@ mod tests {
             cap: Duration::from_secs(60),
         });
         let steps = [
-            (Outcome::SessionEnded, 0.0, 500, 0),
+            (Outcome::SessionEnded, 0.0, 100, 0),
             (Outcome::Failed, 0.0, 500, 1),
             (Outcome::Failed, 0.0, 1000, 2),
             (Outcome::Failed, 1.0, 4000, 3),
-            (Outcome::SessionEnded, 1.0, 1000, 0),
+            (Outcome::SessionEnded, 1.0, 5000, 0),
             (Outcome::Failed, 0.5, 750, 1),
             (Outcome::Revoked, 0.0, 60_000, 2),
             (Outcome::Failed, 0.0, 2000, 3),
