@@ -27,6 +27,14 @@ pub fn receipt_delay() -> Duration {
     receipt_delay_at(rand::random::<f64>())
 }
 
+/// Resolves at `at`, when the receipts waiting go out; never without it.
+pub async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

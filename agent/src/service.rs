@@ -242,7 +242,7 @@ async fn run_session(
                     tokio::time::Instant::now() + crate::pacing::receipt_delay()
                 });
             }
-            () = sleep_until(send_receipts_at) => {
+            () = crate::pacing::sleep_until(send_receipts_at) => {
                 send_receipts_at = None;
                 if !send_receipts(core, &out_tx, &mut sent).await {
                     return SessionEnd::AfterWelcome("the session's send side closed".into());
@@ -284,14 +284,6 @@ async fn run_session(
                 },
             },
         }
-    }
-}
-
-/// Resolves at `at`; never without it.
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -286,7 +286,7 @@ impl AgentService for AgentApi {
                                 Some(agent_message::Kind::Receipt(r)) => {
                                     // Stored by the receipt writer, which
                                     // acknowledges on this session's queue.
-                                    state.receipts.submit(&id, r, tx.clone());
+                                    state.receipts.submit(&id, conn_id, r, tx.clone());
                                     None
                                 }
                                 Some(agent_message::Kind::Hello(_)) | None => None,

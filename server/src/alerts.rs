@@ -671,6 +671,9 @@ pub struct ReceiptWriter {
 pub struct PendingReceipt {
     computer: String,
     receipt: pb::Receipt,
+    /// The session the receipt came on (its `LiveSession::conn_id`) and
+    /// its queue, where the acknowledgement goes.
+    conn_id: u64,
     ack: crate::fanout::SessionTx,
 }
 
@@ -704,10 +707,17 @@ impl ReceiptWriter {
         (ReceiptWriter { tx }, task)
     }
 
-    pub fn submit(&self, computer: &str, receipt: pb::Receipt, ack: crate::fanout::SessionTx) {
+    pub fn submit(
+        &self,
+        computer: &str,
+        conn_id: u64,
+        receipt: pb::Receipt,
+        ack: crate::fanout::SessionTx,
+    ) {
         let _ = self.tx.send(PendingReceipt {
             computer: computer.to_owned(),
             receipt,
+            conn_id,
             ack,
         });
     }
@@ -724,8 +734,8 @@ struct AlertReceipts {
 async fn store_receipts(state: &State, batch_in: Vec<PendingReceipt>) {
     let now = now_ms();
     let mut per_alert: BTreeMap<u64, AlertReceipts> = BTreeMap::new();
-    let mut acks: Vec<(String, crate::fanout::SessionTx, pb::ReceiptKey)> =
-        Vec::with_capacity(batch_in.len());
+    // One acknowledgement per session, naming all of its receipts.
+    let mut acks: HashMap<u64, (crate::fanout::SessionTx, Vec<pb::ReceiptKey>)> = HashMap::new();
     for p in batch_in {
         let r = &p.receipt;
         let key = pb::ReceiptKey {
@@ -778,7 +788,10 @@ async fn store_receipts(state: &State, batch_in: Vec<PendingReceipt>) {
                 }
             }
         }
-        acks.push((p.computer, p.ack, key));
+        acks.entry(p.conn_id)
+            .or_insert_with(|| (p.ack, Vec::new()))
+            .1
+            .push(key);
     }
     let mut batch = Batch::new();
     let parts: Vec<(u64, AlertReceipts)> = per_alert
@@ -808,20 +821,7 @@ async fn store_receipts(state: &State, batch_in: Vec<PendingReceipt>) {
         drop(e);
         state.hub.alert_changed(&id);
     }
-    // One acknowledgement per session, naming all of its receipts.
-    let mut per_session: Vec<(crate::fanout::SessionTx, Vec<pb::ReceiptKey>)> = Vec::new();
-    let mut index: HashMap<String, Vec<usize>> = HashMap::new();
-    for (computer, ack, key) in acks {
-        let slots = index.entry(computer).or_default();
-        match slots.iter().find(|&&i| per_session[i].0.same_channel(&ack)) {
-            Some(&i) => per_session[i].1.push(key),
-            None => {
-                slots.push(per_session.len());
-                per_session.push((ack, vec![key]));
-            }
-        }
-    }
-    for (ack, receipts) in per_session {
+    for (ack, receipts) in acks.into_values() {
         let msg = pb::ServerMessage {
             kind: Some(server_message::Kind::ReceiptAck(pb::ReceiptAck {
                 receipts,

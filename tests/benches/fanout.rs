@@ -378,6 +378,10 @@ mod sys {
         }
     }
 
+    pub fn cpus() -> usize {
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    }
+
     pub fn nofile() -> u64 {
         let mut lim = libc::rlimit {
             rlim_cur: 0,
@@ -523,6 +527,74 @@ impl SlowPlan {
 
 /// Resolves once `go_slow` turns true; never without a receiver or when
 /// its sender is gone.
+/// Opens a Herald session on `channel` as the agent service does (hello,
+/// then the welcome). The call lives as long as the returned client.
+async fn open_session(
+    channel: tonic::transport::Channel,
+    idx: u32,
+) -> anyhow::Result<(
+    AgentServiceClient<tonic::transport::Channel>,
+    mpsc::Sender<pb::AgentMessage>,
+    tonic::Streaming<pb::ServerMessage>,
+)> {
+    let (tx, rx) = mpsc::channel::<pb::AgentMessage>(64);
+    tx.send(pb::AgentMessage {
+        kind: Some(agent_message::Kind::Hello(pb::Hello {
+            agent_version: "fanout-bench".into(),
+            hostname: format!("bench-{idx:05}"),
+            os: "bench".into(),
+            ..Default::default()
+        })),
+    })
+    .await?;
+    let mut client = AgentServiceClient::new(channel);
+    let mut inbound = client
+        .session(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    match inbound.message().await? {
+        Some(pb::ServerMessage {
+            kind: Some(server_message::Kind::Welcome(_)),
+        }) => Ok((client, tx, inbound)),
+        other => bail!("expected Welcome, got {other:?}"),
+    }
+}
+
+/// Agent `idx`'s heartbeat ticker: the phases are spread over the
+/// interval, as real agents' would be.
+fn heartbeats(idx: u32) -> tokio::time::Interval {
+    let phase = Duration::from_millis(u64::from(idx) * 7919 % 20_000);
+    tokio::time::interval_at(tokio::time::Instant::now() + phase, HEARTBEAT_EVERY)
+}
+
+fn heartbeat() -> pb::AgentMessage {
+    pb::AgentMessage {
+        kind: Some(agent_message::Kind::Heartbeat(pb::Heartbeat {
+            agent_time_unix_ms: now_us() / 1000,
+        })),
+    }
+}
+
+/// `perf record` of process `pid` into `out`, with `FANOUT_PERF_ARGS`
+/// (default `-F 999`).
+fn perf_record_args(out: &Path) -> Vec<String> {
+    let extra = std::env::var("FANOUT_PERF_ARGS").unwrap_or_else(|_| "-F 999".into());
+    let mut args: Vec<String> = extra.split_whitespace().map(str::to_owned).collect();
+    args.extend(["-o".to_owned(), out.display().to_string()]);
+    args
+}
+
+fn perf_record(pid: u32, out: &Path) -> anyhow::Result<std::process::Child> {
+    std::process::Command::new("perf")
+        .arg("record")
+        .args(perf_record_args(out))
+        .args(["-p", &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("perf record")
+}
+
 async fn slow_signal(go_slow: &mut Option<watch::Receiver<bool>>) {
     let Some(rx) = go_slow else {
         return std::future::pending().await;
@@ -554,33 +626,10 @@ async fn herald_agent(
         None => herald_proto::tls::connect(&url, cfg).await?,
         Some(_) => slow::connect(&url, cfg, gate.clone()).await?,
     };
-    let (tx, rx) = mpsc::channel::<pb::AgentMessage>(64);
-    tx.send(pb::AgentMessage {
-        kind: Some(agent_message::Kind::Hello(pb::Hello {
-            agent_version: "fanout-bench".into(),
-            hostname: format!("bench-{idx:05}"),
-            os: "bench".into(),
-            resume_after_seq: 0,
-            ..Default::default()
-        })),
-    })
-    .await?;
-    let mut client = AgentServiceClient::new(channel);
-    let mut inbound = client
-        .session(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await?
-        .into_inner();
-    match inbound.message().await? {
-        Some(pb::ServerMessage {
-            kind: Some(server_message::Kind::Welcome(_)),
-        }) => {}
-        other => bail!("expected Welcome, got {other:?}"),
-    }
+    let (client, tx, mut inbound) = open_session(channel, idx).await?;
     tokio::spawn(async move {
         let _client = client;
-        // Spread heartbeats over the interval, as real agents would be.
-        let phase = Duration::from_millis(u64::from(idx) * 7919 % 20_000);
-        let mut hb = tokio::time::interval_at(tokio::time::Instant::now() + phase, HEARTBEAT_EVERY);
+        let mut hb = heartbeats(idx);
         let mut stalled = false;
         let mut pending: Vec<pb::Receipt> = Vec::new();
         let mut send_at: Option<tokio::time::Instant> = None;
@@ -596,13 +645,9 @@ async fn herald_agent(
                     break;
                 }
                 _ = hb.tick() => {
-                    let _ = tx.try_send(pb::AgentMessage {
-                        kind: Some(agent_message::Kind::Heartbeat(pb::Heartbeat {
-                            agent_time_unix_ms: now_us() / 1000,
-                        })),
-                    });
+                    let _ = tx.try_send(heartbeat());
                 }
-                () = sleep_until(send_at) => {
+                () = herald_agent::pacing::sleep_until(send_at) => {
                     send_at = None;
                     for r in pending.drain(..) {
                         let _ = tx.try_send(pb::AgentMessage {
@@ -656,14 +701,6 @@ async fn herald_agent(
         drop((tx, inbound));
     });
     Ok(())
-}
-
-/// Resolves at `at`; never without it.
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Whether agents answer each delivery at once instead of pacing their
@@ -1501,18 +1538,7 @@ async fn bench_herald(
             }
             cpu0 = (sys::cpu_us(server.pid()), sum_cpu(&pool.pids()));
             if let Some(out) = &args.perf_out {
-                let extra = std::env::var("FANOUT_PERF_ARGS").unwrap_or_else(|_| "-F 999".into());
-                perf = Some(
-                    std::process::Command::new("perf")
-                        .arg("record")
-                        .args(extra.split_whitespace())
-                        .args(["-p", &server.pid().to_string(), "-o"])
-                        .arg(out)
-                        .stdout(std::process::Stdio::null())
-                        .stderr(std::process::Stdio::null())
-                        .spawn()
-                        .context("perf record")?,
-                );
+                perf = Some(perf_record(server.pid(), out)?);
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
@@ -2232,7 +2258,7 @@ fn write_json(results: &[NResult], args: &Args) -> anyhow::Result<()> {
     let doc = json!({
         "benchmark": "quick-alert fan-out, server accepted → agent received",
         "unix_ms": now_us() / 1000,
-        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpus": sys::cpus(),
         "rounds": args.rounds,
         "warmup_rounds": args.warmup,
         "pause_ms": args.pause.as_millis() as u64,
@@ -2266,9 +2292,7 @@ async fn bench_main(args: Args) -> anyhow::Result<()> {
         args.rounds,
         args.warmup,
         args.server_bin.display(),
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0),
+        sys::cpus(),
         sys::nofile()
     );
     for (peer, bin) in &args.peers {

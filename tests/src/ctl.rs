@@ -50,10 +50,7 @@ pub struct Ctl {
 
 impl Ctl {
     pub fn new(server: &TestServer) -> Ctl {
-        Ctl {
-            home: tempfile::tempdir().unwrap(),
-            server: server.url(),
-        }
+        Ctl::for_url(&server.url())
     }
 
     /// heraldctl for one person against the server at `url` (for instance a

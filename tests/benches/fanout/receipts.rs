@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use futures::StreamExt;
 use herald_proto::pb;
-use herald_proto::pb::agent_service_client::AgentServiceClient;
 use herald_proto::pb::{agent_message, server_message};
 use herald_proto::tls::{ClientIdentity, ServerTrust};
 use herald_tests::{Admin, to_all};
@@ -33,8 +32,8 @@ use tokio::sync::{mpsc, watch};
 
 use super::storm::{Enrolled, enrolled, loadavg, log_dir, login, spawn_server};
 use super::{
-    ACK_TIMEOUT, Args, CONNECT_TIMEOUT, HEARTBEAT_EVERY, ROUND_TIMEOUT, alert_seq, median, now_us,
-    pct, sys,
+    ACK_TIMEOUT, Args, CONNECT_TIMEOUT, ROUND_TIMEOUT, alert_seq, heartbeat, heartbeats, median,
+    now_us, open_session, pct, perf_record_args, sys,
 };
 
 /// The targets.
@@ -85,32 +84,11 @@ async fn agent(
 ) -> anyhow::Result<()> {
     let cfg = herald_proto::tls::client_config(&ServerTrust::CaPem(ca.to_string()), Some(&id))?;
     let channel = herald_proto::tls::connect(&url, cfg).await?;
-    let (tx, rx) = mpsc::channel::<pb::AgentMessage>(64);
-    tx.send(pb::AgentMessage {
-        kind: Some(agent_message::Kind::Hello(pb::Hello {
-            agent_version: "fanout-bench".into(),
-            hostname: format!("bench-{idx:05}"),
-            os: "bench".into(),
-            ..Default::default()
-        })),
-    })
-    .await?;
-    let mut client = AgentServiceClient::new(channel);
-    let mut inbound = client
-        .session(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await?
-        .into_inner();
-    match inbound.message().await? {
-        Some(pb::ServerMessage {
-            kind: Some(server_message::Kind::Welcome(_)),
-        }) => {}
-        other => anyhow::bail!("expected Welcome, got {other:?}"),
-    }
+    let (client, tx, mut inbound) = open_session(channel, idx).await?;
     release.borrow_and_update();
     tokio::spawn(async move {
         let _client = client;
-        let phase = Duration::from_millis(u64::from(idx) * 7919 % 20_000);
-        let mut hb = tokio::time::interval_at(tokio::time::Instant::now() + phase, HEARTBEAT_EVERY);
+        let mut hb = heartbeats(idx);
         // Alerts received, by key: (item id, seq).
         let mut got: HashMap<u64, (String, u64)> = HashMap::new();
         // Receipts sent and not yet acknowledged, by item id.
@@ -121,11 +99,7 @@ async fn agent(
             tokio::select! {
                 _ = stop.changed() => break,
                 _ = hb.tick() => {
-                    let _ = tx.try_send(pb::AgentMessage {
-                        kind: Some(agent_message::Kind::Heartbeat(pb::Heartbeat {
-                            agent_time_unix_ms: now_us() / 1000,
-                        })),
-                    });
+                    let _ = tx.try_send(heartbeat());
                 }
                 r = release.changed() => {
                     if r.is_err() {
@@ -489,9 +463,7 @@ pub(super) async fn run(args: &Args) -> anyhow::Result<()> {
             format!("spread over {} ms", args.receipt_spread.as_millis())
         },
         args.server_bin.display(),
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0),
+        sys::cpus(),
         sys::nofile()
     );
     let mut results = Vec::new();
@@ -570,12 +542,11 @@ async fn burst_n(args: &Args, n: usize) -> anyhow::Result<BurstResult> {
     // only (recording is switched on at each release and off after the
     // last acknowledgement).
     let mut profile = match (&args.perf_out, &perf) {
-        (Some(out), Ok(())) => {
-            let extra = std::env::var("FANOUT_PERF_ARGS").unwrap_or_else(|_| "-F 999".into());
-            let mut a: Vec<String> = extra.split_whitespace().map(str::to_owned).collect();
-            a.extend(["-o".to_owned(), out.display().to_string()]);
-            Some(Perf::attach("record", &a, server.pid())?)
-        }
+        (Some(out), Ok(())) => Some(Perf::attach(
+            "record",
+            &perf_record_args(out),
+            server.pid(),
+        )?),
         (Some(_), Err(why)) => {
             println!("  ! --perf-out: no profile ({why})");
             None

@@ -34,8 +34,8 @@ use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use super::{
-    Args, CONNECT_TIMEOUT, ROUND_TIMEOUT, ServerProc, alert_seq, enroll_all, now_us, pct, sys,
-    target_dir,
+    Args, CONNECT_TIMEOUT, ROUND_TIMEOUT, ServerProc, alert_seq, enroll_all, now_us, pct,
+    perf_record, sys, target_dir,
 };
 
 /// Width of one bucket of the reconnect-rate curve.
@@ -605,9 +605,7 @@ pub(super) async fn run(args: &Args) -> anyhow::Result<()> {
         "reconnect storm: agents {:?}, server {}, {} CPUs, fd limit {}",
         args.agents,
         args.server_bin.display(),
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0),
+        sys::cpus(),
         sys::nofile()
     );
     let mut results = Vec::new();
@@ -741,20 +739,7 @@ async fn storm_n(args: &Args, n: usize) -> anyhow::Result<StormResult> {
 
     // With --perf-out, a profile of the new server until everybody is back.
     let profile = match &args.perf_out {
-        Some(out) => {
-            let extra = std::env::var("FANOUT_PERF_ARGS").unwrap_or_else(|_| "-F 999".into());
-            Some(
-                std::process::Command::new("perf")
-                    .arg("record")
-                    .args(extra.split_whitespace())
-                    .args(["-p", &server.pid().to_string(), "-o"])
-                    .arg(out)
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .spawn()
-                    .context("perf record")?,
-            )
-        }
+        Some(out) => Some(perf_record(server.pid(), out)?),
         None => None,
     };
 
