@@ -527,6 +527,34 @@ impl SlowPlan {
 
 /// Resolves once `go_slow` turns true; never without a receiver or when
 /// its sender is gone.
+/// Where a benchmark mode folds what its agents report.
+trait EventLog {
+    type Ev;
+    fn apply(&mut self, ev: Self::Ev);
+}
+
+/// Folds events into `log` until `done` or `limit`; returns whether done.
+async fn until<L: EventLog>(
+    rx: &mut mpsc::UnboundedReceiver<L::Ev>,
+    log: &mut L,
+    limit: Duration,
+    done: impl Fn(&L) -> bool,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        while let Ok(ev) = rx.try_recv() {
+            log.apply(ev);
+        }
+        if done(log) {
+            return true;
+        }
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(ev)) => log.apply(ev),
+            Ok(None) | Err(_) => return done(log),
+        }
+    }
+}
+
 /// Opens a Herald session on `channel` as the agent service does (hello,
 /// then the welcome). The call lives as long as the returned client.
 async fn open_session(

@@ -32,8 +32,8 @@ use tokio::sync::{mpsc, watch};
 
 use super::storm::{Enrolled, enrolled, loadavg, log_dir, login, spawn_server};
 use super::{
-    ACK_TIMEOUT, Args, CONNECT_TIMEOUT, ROUND_TIMEOUT, alert_seq, heartbeat, heartbeats, median,
-    now_us, open_session, pct, perf_record_args, sys,
+    ACK_TIMEOUT, Args, CONNECT_TIMEOUT, EventLog, ROUND_TIMEOUT, alert_seq, heartbeat, heartbeats,
+    median, now_us, open_session, pct, perf_record_args, sys, until,
 };
 
 /// The targets.
@@ -212,24 +212,11 @@ impl Log {
     }
 }
 
-async fn until(
-    rx: &mut mpsc::UnboundedReceiver<Ev>,
-    log: &mut Log,
-    limit: Duration,
-    done: impl Fn(&Log) -> bool,
-) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        while let Ok(ev) = rx.try_recv() {
-            log.apply(ev);
-        }
-        if done(log) {
-            return true;
-        }
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(ev)) => log.apply(ev),
-            Ok(None) | Err(_) => return done(log),
-        }
+impl EventLog for Log {
+    type Ev = Ev;
+
+    fn apply(&mut self, ev: Ev) {
+        Log::apply(self, ev);
     }
 }
 

@@ -34,8 +34,8 @@ use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use super::{
-    Args, CONNECT_TIMEOUT, ROUND_TIMEOUT, ServerProc, alert_seq, enroll_all, now_us, pct,
-    perf_record, sys, target_dir,
+    Args, CONNECT_TIMEOUT, EventLog, ROUND_TIMEOUT, ServerProc, alert_seq, enroll_all, now_us, pct,
+    perf_record, sys, target_dir, until,
 };
 
 /// Width of one bucket of the reconnect-rate curve.
@@ -517,25 +517,11 @@ impl Log {
     }
 }
 
-/// Applies events until `done` or `limit`; returns whether done.
-async fn until(
-    rx: &mut mpsc::UnboundedReceiver<Ev>,
-    log: &mut Log,
-    limit: Duration,
-    done: impl Fn(&Log) -> bool,
-) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        while let Ok(ev) = rx.try_recv() {
-            log.apply(ev);
-        }
-        if done(log) {
-            return true;
-        }
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(ev)) => log.apply(ev),
-            Ok(None) | Err(_) => return done(log),
-        }
+impl EventLog for Log {
+    type Ev = Ev;
+
+    fn apply(&mut self, ev: Ev) {
+        Log::apply(self, ev);
     }
 }
 
