@@ -8,12 +8,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use herald_proto::framed::{self, SessionReader, SessionWriter};
 use herald_proto::pb;
-use herald_proto::pb::agent_service_client::AgentServiceClient;
 use herald_proto::pb::{agent_message, server_message};
 use herald_proto::tls::ServerTrust;
-use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::watch;
 use tonic::Code;
 
 use crate::backoff::{Backoff, Outcome, Reconnect};
@@ -158,6 +157,17 @@ fn classify(status: &tonic::Status) -> SessionEnd {
     }
 }
 
+/// How long one write to the server may take before the session is
+/// given up as stuck.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
+
+async fn send(writer: &mut SessionWriter, kind: agent_message::Kind) -> bool {
+    matches!(
+        tokio::time::timeout(WRITE_TIMEOUT, writer.send(&agent_msg(kind))).await,
+        Ok(Ok(()))
+    )
+}
+
 async fn run_session(
     identity: &Identity,
     core: &Arc<Core>,
@@ -171,15 +181,7 @@ async fn run_session(
         Ok(c) => c,
         Err(e) => return SessionEnd::Failed(format!("the stored identity is unusable: {e}")),
     };
-    let channel = tokio::select! {
-        c = herald_proto::tls::connect(&identity.info.server, config) => match c {
-            Ok(c) => c,
-            Err(e) => return SessionEnd::Failed(e.to_string()),
-        },
-        _ = shutdown.changed() => return SessionEnd::Shutdown,
-    };
     let mut users_rx = core.sessions.subscribe();
-    let (out_tx, out_rx) = mpsc::channel::<pb::AgentMessage>(64);
     let hello = pb::Hello {
         agent_version: crate::VERSION.to_owned(),
         hostname: crate::hostname(),
@@ -187,16 +189,12 @@ async fn run_session(
         users: users_pb(&users_rx.borrow_and_update()),
         resume_after_seq: core.max_seq(),
     };
-    // The channel is new and empty.
-    let _ = out_tx.try_send(agent_msg(agent_message::Kind::Hello(hello)));
-    let mut client = AgentServiceClient::new(channel);
-    let response = tokio::select! {
-        r = client.session(ReceiverStream::new(out_rx)) => r,
+    let (mut inbound, mut writer) = tokio::select! {
+        c = framed::connect(&identity.info.server, config, hello) => match c {
+            Ok(c) => c,
+            Err(e) => return SessionEnd::Failed(e.to_string()),
+        },
         _ = shutdown.changed() => return SessionEnd::Shutdown,
-    };
-    let mut inbound = match response {
-        Ok(r) => r.into_inner(),
-        Err(s) => return classify(&s),
     };
     let welcome = tokio::select! {
         m = tokio::time::timeout(WELCOME_TIMEOUT, inbound.message()) => m,
@@ -223,10 +221,36 @@ async fn run_session(
         s.sessions += 1;
         s.last_error = None;
     });
+    let end = session_loop(
+        core,
+        shutdown,
+        heartbeat,
+        &mut inbound,
+        &mut writer,
+        &mut users_rx,
+    )
+    .await;
+    if matches!(end, SessionEnd::Shutdown) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), writer.shutdown()).await;
+    }
+    end
+}
+
+/// The established session: heartbeats, presence, receipts out; deliveries,
+/// withdrawals and receipt acknowledgements in.
+async fn session_loop(
+    core: &Arc<Core>,
+    shutdown: &mut watch::Receiver<bool>,
+    heartbeat: Duration,
+    inbound: &mut SessionReader,
+    writer: &mut SessionWriter,
+    users_rx: &mut watch::Receiver<Vec<LocalUser>>,
+) -> SessionEnd {
+    let send_side_closed = || SessionEnd::AfterWelcome("the session's send side closed".into());
     // Receipts stored while disconnected (or before a crash) go first.
     let mut sent: HashSet<(String, i32)> = HashSet::new();
-    if !send_receipts(core, &out_tx, &mut sent).await {
-        return SessionEnd::AfterWelcome("the session's send side closed".into());
+    if !send_receipts(core, writer, &mut sent).await {
+        return send_side_closed();
     }
     // When the receipts stored since the last send go out (see `pacing`).
     let mut send_receipts_at: Option<tokio::time::Instant> = None;
@@ -244,22 +268,21 @@ async fn run_session(
             }
             () = crate::pacing::sleep_until(send_receipts_at) => {
                 send_receipts_at = None;
-                if !send_receipts(core, &out_tx, &mut sent).await {
-                    return SessionEnd::AfterWelcome("the session's send side closed".into());
+                if !send_receipts(core, writer, &mut sent).await {
+                    return send_side_closed();
                 }
             }
             _ = ticker.tick() => {
                 let hb = pb::Heartbeat { agent_time_unix_ms: crate::core::now_ms() };
-                if out_tx.send(agent_msg(agent_message::Kind::Heartbeat(hb))).await.is_err() {
-                    return SessionEnd::AfterWelcome("the session's send side closed".into());
+                if !send(writer, agent_message::Kind::Heartbeat(hb)).await {
+                    return send_side_closed();
                 }
             }
             changed = users_rx.changed() => {
                 if changed.is_ok() {
                     let users = users_pb(&users_rx.borrow_and_update());
-                    let p = pb::Presence { users };
-                    if out_tx.send(agent_msg(agent_message::Kind::Presence(p))).await.is_err() {
-                        return SessionEnd::AfterWelcome("the session's send side closed".into());
+                    if !send(writer, agent_message::Kind::Presence(pb::Presence { users })).await {
+                        return send_side_closed();
                     }
                 }
             }
@@ -280,28 +303,28 @@ async fn run_session(
                     }
                     Some(server_message::Kind::Delivery(d)) => core.on_delivery(&d),
                     Some(server_message::Kind::Withdraw(w)) => core.on_withdraw(&w.item_id),
-                    Some(server_message::Kind::Welcome(_)) | None => {}
+                    Some(server_message::Kind::Welcome(_) | server_message::Kind::End(_)) | None => {}
                 },
             },
         }
     }
 }
 
-/// Sends the stored receipts not yet sent in this session.
+/// Sends the stored receipts not yet sent in this session, in one write.
 async fn send_receipts(
     core: &Core,
-    out: &mpsc::Sender<pb::AgentMessage>,
+    writer: &mut SessionWriter,
     sent: &mut HashSet<(String, i32)>,
 ) -> bool {
+    let mut any = false;
     for r in core.pending_receipts() {
-        if sent.insert((r.item_id.clone(), r.state))
-            && out
-                .send(agent_msg(agent_message::Kind::Receipt(r)))
-                .await
-                .is_err()
-        {
-            return false;
+        if sent.insert((r.item_id.clone(), r.state)) {
+            writer.queue(&agent_msg(agent_message::Kind::Receipt(r)));
+            any = true;
         }
     }
-    true
+    !any || matches!(
+        tokio::time::timeout(WRITE_TIMEOUT, writer.flush()).await,
+        Ok(Ok(()))
+    )
 }

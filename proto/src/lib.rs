@@ -7,6 +7,7 @@
 //! connection is secured, nothing about what the server stores or decides.
 
 pub mod codec;
+pub mod framed;
 pub mod tls;
 
 /// Generated protobuf and gRPC code for `herald.v1`.

@@ -295,6 +295,16 @@ async fn dial(
     uri: Uri,
     config: Arc<ClientConfig>,
 ) -> io::Result<hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<TcpStream>>> {
+    dial_tls(uri, config)
+        .await
+        .map(hyper_util::rt::TokioIo::new)
+}
+
+/// A TLS connection to `uri`'s host and port (7443 if none).
+pub(crate) async fn dial_tls(
+    uri: Uri,
+    config: Arc<ClientConfig>,
+) -> io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
     let host = uri
         .host()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no host in server address"))?;
@@ -307,8 +317,7 @@ async fn dial(
     tcp.set_nodelay(true)?;
     let name = ServerName::try_from(host)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-    let tls = tokio_rustls::TlsConnector::from(config)
+    tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
-        .await?;
-    Ok(hyper_util::rt::TokioIo::new(tls))
+        .await
 }

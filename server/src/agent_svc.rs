@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::Stream;
+use herald_proto::framed::{self, FrameError, FrameReader, FrameWriter};
 use herald_proto::pb;
 use herald_proto::pb::agent_service_server::AgentService;
 use herald_proto::pb::{agent_message, server_message};
@@ -17,7 +18,8 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::convert::text;
 use crate::domain::token::{self, TokenError, TokenRecord};
 use crate::error::{ApiError, ApiResult};
-use crate::fanout::{LiveSession, Outbound, outbound, session_stream};
+use crate::fanout::{LiveSession, Outbound, SessionTx, outbound, session_stream};
+use crate::net::TlsConn;
 use crate::state::{ComputerRecord, PresenceRecord, State, new_id, now_ms};
 use crate::store::{Batch, Table};
 
@@ -169,38 +171,44 @@ fn msg(kind: server_message::Kind) -> Outbound {
     outbound(pb::ServerMessage { kind: Some(kind) })
 }
 
-#[tonic::async_trait]
-impl AgentService for AgentApi {
-    async fn enroll(
-        &self,
-        req: Request<pb::EnrollRequest>,
-    ) -> Result<Response<pb::EnrollResponse>, Status> {
-        AgentApi::enroll(self, req.into_inner())
-            .await
-            .map(Response::new)
-            .map_err(Status::from)
+/// How long an agent has to say hello after connecting.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The hello a session must start with.
+fn hello_of(first: Option<pb::AgentMessage>) -> Result<pb::Hello, Status> {
+    match first {
+        Some(pb::AgentMessage {
+            kind: Some(agent_message::Kind::Hello(h)),
+        }) => Ok(h),
+        _ => Err(Status::invalid_argument(
+            "the session must start with a hello",
+        )),
     }
+}
 
-    type SessionStream = SessionStream;
+/// A live agent session, whichever way it is carried (gRPC stream or
+/// framed connection): registered in the hub, its queue the one fan-out
+/// pushes to.
+struct Session {
+    state: Arc<State>,
+    computer: String,
+    conn_id: u64,
+    tx: SessionTx,
+    /// Fires when the session is ended from outside (revocation, a newer
+    /// session of the same computer, a full queue).
+    killed: oneshot::Receiver<Status>,
+    last_seen: Arc<AtomicI64>,
+}
 
-    async fn session(
+impl AgentApi {
+    /// Registers the session of `computer`, which said `hello`, and queues
+    /// its welcome and whatever it missed. Returns the session and the
+    /// receiving end of its queue.
+    async fn open(
         &self,
-        req: Request<Streaming<pb::AgentMessage>>,
-    ) -> Result<Response<SessionStream>, Status> {
-        let computer = self.state.agent_identity(&req)?;
-        let mut inbound = req.into_inner();
-        let hello = match tokio::time::timeout(Duration::from_secs(10), inbound.message()).await {
-            Ok(Ok(Some(pb::AgentMessage {
-                kind: Some(agent_message::Kind::Hello(h)),
-            }))) => h,
-            Ok(Ok(_)) => {
-                return Err(Status::invalid_argument(
-                    "the session must start with a hello",
-                ));
-            }
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Err(Status::deadline_exceeded("no hello within 10 seconds")),
-        };
+        computer: ComputerRecord,
+        hello: pb::Hello,
+    ) -> Result<(Session, mpsc::Receiver<Outbound>), Status> {
         let users = user_names(&hello.users);
         save_presence(&self.state, &computer.id, Some(&hello), &users)
             .await
@@ -219,7 +227,7 @@ impl AgentService for AgentApi {
         let _ = tx.try_send(msg(welcome));
 
         let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        let (kill_tx, mut kill_rx) = oneshot::channel::<Status>();
+        let (kill_tx, killed) = oneshot::channel::<Status>();
         // Register before reading the outbox, so that nothing accepted in
         // between is missed (it may arrive twice; the agent dedupes by id).
         let last_seen = Arc::new(AtomicI64::new(now_ms()));
@@ -256,58 +264,216 @@ impl AgentService for AgentApi {
                 break;
             }
         }
+        let session = Session {
+            state,
+            computer: computer.id,
+            conn_id,
+            tx,
+            killed,
+            last_seen,
+        };
+        Ok((session, rx))
+    }
 
-        let idle_limit = state.config.heartbeat_interval() * 3;
-        let mut shutdown = state.shutdown.clone();
-        let id = computer.id.clone();
+    /// Serves one framed session (ALPN `herald-session/1`) on `conn`: one
+    /// task reads the agent's frames and writes the session's queue.
+    pub async fn serve_framed(self: Arc<Self>, conn: TlsConn) {
+        let peer = conn.info().peer.clone();
+        let (rd, wr) = tokio::io::split(conn);
+        let mut reader = FrameReader::new(rd, framed::MAX_AGENT_FRAME);
+        let mut writer = FrameWriter::new(wr);
+        let opened = match self.state.computer_of_peer(peer.as_ref()) {
+            Err(status) => Err(status),
+            Ok(computer) => match tokio::time::timeout(HELLO_TIMEOUT, reader.next()).await {
+                Err(_) => Err(Status::deadline_exceeded("no hello within 10 seconds")),
+                Ok(Err(e)) => Err(Status::invalid_argument(e.to_string())),
+                Ok(Ok(first)) => match hello_of(first) {
+                    Ok(hello) => self.open(computer, hello).await,
+                    Err(status) => Err(status),
+                },
+            },
+        };
+        let (mut session, mut rx) = match opened {
+            Ok(x) => x,
+            Err(status) => {
+                writer.queue(&framed::end_message(&status));
+                let _ = tokio::time::timeout(END_WRITE_TIMEOUT, async {
+                    writer.flush().await?;
+                    writer.shutdown().await
+                })
+                .await;
+                return;
+            }
+        };
+        let idle_limit = session.state.config.heartbeat_interval() * 3;
+        let idle = tokio::time::sleep(idle_limit);
+        tokio::pin!(idle);
+        let mut shutdown = session.state.shutdown.clone();
+        let end: Option<Status> = loop {
+            tokio::select! {
+                biased;
+                killed = &mut session.killed => break killed.ok(),
+                _ = shutdown.changed() => break Some(Status::unavailable("the server is shutting down")),
+                next = reader.next::<pb::AgentMessage>() => match next {
+                    Ok(None) => break None,
+                    Ok(Some(m)) => {
+                        idle.as_mut().reset(tokio::time::Instant::now() + idle_limit);
+                        if let Err(status) = session.on_message(m).await {
+                            break Some(status);
+                        }
+                    }
+                    Err(FrameError::Io(_) | FrameError::Truncated) => break None,
+                    Err(e) => break Some(Status::invalid_argument(e.to_string())),
+                },
+                out = rx.recv() => {
+                    // Everything queued goes out in one write.
+                    let mut next = out;
+                    let ended = loop {
+                        match next {
+                            Some(Ok(m)) => writer.queue(&*m),
+                            Some(Err(status)) => break Some(Some(*status)),
+                            None => break Some(None),
+                        }
+                        if writer.queued() >= WRITE_BATCH {
+                            break None;
+                        }
+                        match rx.try_recv() {
+                            Ok(m) => next = Some(m),
+                            Err(_) => break None,
+                        }
+                    };
+                    if let Some(end) = ended {
+                        break end;
+                    }
+                    match tokio::time::timeout(WRITE_STALL, writer.flush()).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => break None,
+                        Err(_) => {
+                            tracing::warn!(computer = %session.computer, "agent does not read its session; disconnecting it");
+                            break None;
+                        }
+                    }
+                }
+                () = &mut idle => break Some(Status::deadline_exceeded("no heartbeat: session closed")),
+            }
+        };
+        if let Some(status) = end {
+            writer.queue(&framed::end_message(&status));
+            let _ = tokio::time::timeout(END_WRITE_TIMEOUT, writer.flush()).await;
+        }
+        let _ = tokio::time::timeout(END_WRITE_TIMEOUT, writer.shutdown()).await;
+        session.close().await;
+    }
+}
+
+/// A framed session writes at most this much per write before it looks at
+/// the agent's side again.
+const WRITE_BATCH: usize = 64 * 1024;
+/// An agent that takes this long to take a write is considered stuck.
+const WRITE_STALL: Duration = Duration::from_secs(20);
+/// How long the last words of a session may take.
+const END_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Session {
+    /// Handles one message from the agent; an error ends the session.
+    async fn on_message(&self, m: pb::AgentMessage) -> Result<(), Status> {
+        let now = now_ms();
+        self.last_seen.store(now, Ordering::Relaxed);
+        let reply = match m.kind {
+            Some(agent_message::Kind::Heartbeat(_)) => {
+                Some(server_message::Kind::HeartbeatAck(pb::HeartbeatAck {
+                    server_time_unix_ms: now,
+                }))
+            }
+            Some(agent_message::Kind::Presence(p)) => {
+                let users = user_names(&p.users);
+                self.state
+                    .hub
+                    .update(&self.computer, self.conn_id, |l| l.users = users.clone());
+                if let Err(e) = save_presence(&self.state, &self.computer, None, &users).await {
+                    tracing::warn!(computer = %self.computer, error = %e, "cannot store presence");
+                }
+                None
+            }
+            Some(agent_message::Kind::Receipt(r)) => {
+                // Stored by the receipt writer, which acknowledges on this
+                // session's queue.
+                self.state
+                    .receipts
+                    .submit(&self.computer, self.conn_id, r, self.tx.clone());
+                None
+            }
+            Some(agent_message::Kind::Hello(_)) | None => None,
+        };
+        if let Some(kind) = reply
+            && self.tx.try_send(msg(kind)).is_err()
+        {
+            return Err(Status::resource_exhausted(
+                "the agent does not read its session: disconnected",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Leaves the hub and records when the computer was last seen.
+    async fn close(self) {
+        if self.state.hub.deregister(&self.computer, self.conn_id)
+            && let Err(e) = save_presence(&self.state, &self.computer, None, &[]).await
+        {
+            tracing::warn!(computer = %self.computer, error = %e, "cannot store last-seen");
+        }
+        tracing::info!(computer = %self.computer, conn_id = self.conn_id, "agent session closed");
+    }
+}
+
+#[tonic::async_trait]
+impl AgentService for AgentApi {
+    async fn enroll(
+        &self,
+        req: Request<pb::EnrollRequest>,
+    ) -> Result<Response<pb::EnrollResponse>, Status> {
+        AgentApi::enroll(self, req.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    type SessionStream = SessionStream;
+
+    async fn session(
+        &self,
+        req: Request<Streaming<pb::AgentMessage>>,
+    ) -> Result<Response<SessionStream>, Status> {
+        let computer = self.state.agent_identity(&req)?;
+        let mut inbound = req.into_inner();
+        let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
+            Ok(Ok(first)) => hello_of(first)?,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(Status::deadline_exceeded("no hello within 10 seconds")),
+        };
+        let (mut session, rx) = self.open(computer, hello).await?;
+        let idle_limit = session.state.config.heartbeat_interval() * 3;
+        let mut shutdown = session.state.shutdown.clone();
         tokio::spawn(async move {
             let end: Option<Status> = loop {
                 tokio::select! {
-                    killed = &mut kill_rx => break killed.ok(),
+                    killed = &mut session.killed => break killed.ok(),
                     _ = shutdown.changed() => break Some(Status::unavailable("the server is shutting down")),
                     next = tokio::time::timeout(idle_limit, inbound.message()) => match next {
                         Err(_) => break Some(Status::deadline_exceeded("no heartbeat: session closed")),
                         Ok(Err(_)) | Ok(Ok(None)) => break None,
                         Ok(Ok(Some(m))) => {
-                            let now = now_ms();
-                            last_seen.store(now, Ordering::Relaxed);
-                            let reply = match m.kind {
-                                Some(agent_message::Kind::Heartbeat(_)) => Some(server_message::Kind::HeartbeatAck(
-                                    pb::HeartbeatAck { server_time_unix_ms: now },
-                                )),
-                                Some(agent_message::Kind::Presence(p)) => {
-                                    let users = user_names(&p.users);
-                                    state.hub.update(&id, conn_id, |l| l.users = users.clone());
-                                    if let Err(e) = save_presence(&state, &id, None, &users).await {
-                                        tracing::warn!(computer = %id, error = %e, "cannot store presence");
-                                    }
-                                    None
-                                }
-                                Some(agent_message::Kind::Receipt(r)) => {
-                                    // Stored by the receipt writer, which
-                                    // acknowledges on this session's queue.
-                                    state.receipts.submit(&id, conn_id, r, tx.clone());
-                                    None
-                                }
-                                Some(agent_message::Kind::Hello(_)) | None => None,
-                            };
-                            if let Some(kind) = reply
-                                && tx.try_send(msg(kind)).is_err() {
-                                    break Some(Status::resource_exhausted("the agent does not read its session: disconnected"));
-                                }
+                            if let Err(status) = session.on_message(m).await {
+                                break Some(status);
+                            }
                         }
                     },
                 }
             };
             if let Some(status) = end {
-                let _ = tx.try_send(Err(Box::new(status)));
+                let _ = session.tx.try_send(Err(Box::new(status)));
             }
-            if state.hub.deregister(&id, conn_id)
-                && let Err(e) = save_presence(&state, &id, None, &[]).await
-            {
-                tracing::warn!(computer = %id, error = %e, "cannot store last-seen");
-            }
-            tracing::info!(computer = %id, conn_id, "agent session closed");
+            session.close().await;
         });
         Ok(Response::new(Box::pin(session_stream(rx))))
     }

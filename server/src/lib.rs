@@ -98,9 +98,13 @@ pub async fn run(
         .map_err(|e| setup("cannot load the org tree", &e))?;
     let local = listener.local_addr().ok();
     tracing::info!(address = ?local, ca_fingerprint = %state.ca.fingerprint(), "herald-server listening");
-    let incoming = net::incoming(listener, Arc::new(tls), max_handshakes);
+    let agent_api = Arc::new(agent_svc::AgentApi::new(state.clone()));
+    let framed_api = agent_api.clone();
+    let incoming = net::incoming(listener, Arc::new(tls), max_handshakes, move |conn| {
+        tokio::spawn(framed_api.clone().serve_framed(conn));
+    });
     let admin = AdminServiceServer::new(admin::AdminApi::new(state.clone()));
-    let agent = AgentServiceServer::new(agent_svc::AgentApi::new(state.clone()));
+    let agent = AgentServiceServer::from_arc(agent_api);
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down");

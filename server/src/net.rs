@@ -42,6 +42,12 @@ pub struct TlsConn {
     info: ConnInfo,
 }
 
+impl TlsConn {
+    pub fn info(&self) -> &ConnInfo {
+        &self.info
+    }
+}
+
 impl Connected for TlsConn {
     type ConnectInfo = ConnInfo;
     fn connect_info(&self) -> ConnInfo {
@@ -150,7 +156,8 @@ impl ClientCertVerifier for HeraldClientVerifier {
     }
 }
 
-/// TLS 1.3 only, ALPN h2, server chain = [server certificate, CA] so agents
+/// TLS 1.3 only, ALPN h2 (gRPC) or herald-session/1 (framed agent
+/// sessions), server chain = [server certificate, CA] so agents
 /// can pin the CA by fingerprint.
 pub fn server_config(
     server_chain_pem: &str,
@@ -176,7 +183,10 @@ pub fn server_config(
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key_from_pem(server_key_pem)?)?;
-    config.alpn_protocols = vec![herald_proto::tls::ALPN_H2.to_vec()];
+    config.alpn_protocols = vec![
+        herald_proto::tls::ALPN_H2.to_vec(),
+        herald_proto::framed::ALPN.to_vec(),
+    ];
     Ok(config)
 }
 
@@ -186,11 +196,14 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// (at most `max_handshakes` at once, each bounded in time) and yields the
 /// finished connections. Failed handshakes are logged and dropped; accept
 /// errors (e.g. out of file descriptors) pause briefly instead of ending the
-/// loop. The stream ends when the returned receiver is dropped.
+/// loop. Connections that negotiated a framed agent session go to
+/// `framed` instead of the stream. The stream ends when the returned
+/// receiver is dropped.
 pub fn incoming(
     listener: TcpListener,
     config: Arc<ServerConfig>,
     max_handshakes: usize,
+    framed: impl Fn(TlsConn) + Clone + Send + Sync + 'static,
 ) -> tokio_stream::wrappers::ReceiverStream<Result<TlsConn, io::Error>> {
     let (tx, rx) = mpsc::channel(256);
     let acceptor = TlsAcceptor::from(config);
@@ -214,6 +227,7 @@ pub fn incoming(
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let tx = tx.clone();
+            let framed = framed.clone();
             tokio::spawn(async move {
                 let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
                 drop(permit);
@@ -228,6 +242,7 @@ pub fn incoming(
                         return;
                     }
                 };
+                let session = tls.get_ref().1.alpn_protocol() == Some(herald_proto::framed::ALPN);
                 let peer = tls
                     .get_ref()
                     .1
@@ -241,7 +256,11 @@ pub fn incoming(
                         peer,
                     },
                 };
-                let _ = tx.send(Ok(conn)).await;
+                if session {
+                    framed(conn);
+                } else {
+                    let _ = tx.send(Ok(conn)).await;
+                }
             });
         }
     });

@@ -329,7 +329,16 @@ impl State {
     /// The computer behind an agent RPC, from its client certificate alone.
     pub fn agent_identity<T>(&self, req: &Request<T>) -> Result<ComputerRecord, Status> {
         let info = req.extensions().get::<ConnInfo>();
-        let Some(peer) = info.and_then(|i| i.peer.as_ref()) else {
+        self.computer_of_peer(info.and_then(|i| i.peer.as_ref()))
+    }
+
+    /// The computer a connection's client certificate names, if it may
+    /// still act as that computer.
+    pub fn computer_of_peer(
+        &self,
+        peer: Option<&crate::ca::PeerIdentity>,
+    ) -> Result<ComputerRecord, Status> {
+        let Some(peer) = peer else {
             return Err(Status::unauthenticated(
                 "a client certificate is required: enroll this computer first (herald-agent enroll)",
             ));
