@@ -16,12 +16,14 @@
 //! give, which the agent sees as the gRPC status it stands for.
 
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::{Buf, BufMut, BytesMut};
 use prost::Message;
 use rustls::ClientConfig;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tonic::{Code, Status};
 
@@ -37,10 +39,8 @@ pub const MAX_SERVER_FRAME: usize = 1 << 20;
 /// Largest frame the server accepts from an agent.
 pub const MAX_AGENT_FRAME: usize = 64 * 1024;
 
-/// What a read grows its buffer by when it does not know the frame size yet.
-const READ_CHUNK: usize = 1024;
-/// A write buffer larger than this is given back once it has been written.
-const KEEP_WRITE_BUFFER: usize = 4096;
+/// The most one read takes from the connection.
+const READ_CHUNK: usize = 2048;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
@@ -101,11 +101,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     }
                     return Ok(Some(msg));
                 }
-                self.buf.reserve(4 + len - self.buf.len());
-            } else {
-                self.buf.reserve(READ_CHUNK);
             }
-            if self.io.read_buf(&mut self.buf).await? == 0 {
+            if self.fill().await? == 0 {
                 return if self.buf.is_empty() {
                     Ok(None)
                 } else {
@@ -113,6 +110,25 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 };
             }
         }
+    }
+
+    /// Reads what is there (at most [`READ_CHUNK`] bytes) onto the buffer.
+    /// The read goes through a buffer on the stack, copied before the poll
+    /// returns, so a session waiting for its agent holds no read buffer.
+    async fn fill(&mut self) -> io::Result<usize> {
+        std::future::poll_fn(|cx| {
+            let mut chunk = [0u8; READ_CHUNK];
+            let mut read = ReadBuf::new(&mut chunk);
+            match Pin::new(&mut self.io).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) => {
+                    self.buf.extend_from_slice(read.filled());
+                    Poll::Ready(Ok(read.filled().len()))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
     }
 }
 
@@ -143,11 +159,8 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     /// stream in an unknown state, so the connection must be dropped.
     pub async fn flush(&mut self) -> io::Result<()> {
         self.io.write_all(&self.buf).await?;
-        if self.buf.capacity() > KEEP_WRITE_BUFFER {
-            self.buf = BytesMut::new();
-        } else {
-            self.buf.clear();
-        }
+        // An idle session keeps no write buffer either.
+        self.buf = BytesMut::new();
         self.io.flush().await
     }
 

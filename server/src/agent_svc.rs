@@ -478,3 +478,36 @@ impl AgentService for AgentApi {
         Ok(Response::new(Box::pin(session_stream(rx))))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_must_start_with_a_hello() {
+        let hello = pb::Hello {
+            hostname: "pc-1".into(),
+            ..Default::default()
+        };
+        let with = |kind| Some(pb::AgentMessage { kind: Some(kind) });
+        let cases = [
+            (with(agent_message::Kind::Hello(hello.clone())), true),
+            (
+                with(agent_message::Kind::Heartbeat(pb::Heartbeat::default())),
+                false,
+            ),
+            (Some(pb::AgentMessage { kind: None }), false),
+            (None, false),
+        ];
+        for (first, ok) in cases {
+            match hello_of(first.clone()) {
+                Ok(h) => assert!(ok && h == hello, "{first:?}"),
+                Err(s) => {
+                    assert!(!ok, "{first:?}");
+                    assert_eq!(s.code(), tonic::Code::InvalidArgument);
+                    assert!(s.message().contains("hello"), "{}", s.message());
+                }
+            }
+        }
+    }
+}

@@ -2,8 +2,9 @@
 //!
 //! Starts a real `herald-server` process on 127.0.0.1, enrolls N simulated
 //! agents over the real `Enroll` RPC (own key, CSR, signed client
-//! certificate, all in memory), opens N real `AgentService.Session` streams
-//! over mutual TLS 1.3, then sends quick alerts to everybody and measures,
+//! certificate, all in memory), opens N real agent sessions (framed, ALPN
+//! `herald-session/1`, as the agent service opens them) over mutual TLS
+//! 1.3, then sends quick alerts to everybody and measures,
 //! for every agent and round, `agent receive time − accepted_unix_ms` (same
 //! machine clock). Agents answer each delivery with a `Receipt` (DELIVERED)
 //! like a real agent does, and heartbeat every 20 s.
@@ -76,8 +77,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow, bail};
 use futures::StreamExt;
+use herald_proto::framed::{SessionReader, SessionWriter};
 use herald_proto::pb;
-use herald_proto::pb::agent_service_client::AgentServiceClient;
 use herald_proto::pb::{agent_message, server_message};
 use herald_proto::tls::{ClientIdentity, ServerTrust};
 use herald_tests::{Admin, PASSWORD, to_all};
@@ -105,8 +106,9 @@ const PEER_METHOD: &str = "mutual TLS 1.3 with one client certificate per subscr
     (subscribers acknowledge each message, like Herald's receipts); accepted = publisher's \
     clock right after the publish call returned, rounded down to the millisecond";
 /// How long after slow agents stop reading the server is looked at again:
-/// it pings every 30 s and drops a connection 20 s after an unanswered ping.
-const SLOW_HOLD_S: u64 = 65;
+/// it ends a session after three heartbeat intervals (3 × 30 s) without a
+/// message from the agent, or when a write is not taken within 20 s.
+const SLOW_HOLD_S: u64 = 100;
 
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -555,35 +557,24 @@ async fn until<L: EventLog>(
     }
 }
 
-/// Opens a Herald session on `channel` as the agent service does (hello,
-/// then the welcome). The call lives as long as the returned client.
+/// Opens a framed Herald session to `url` as the agent service does
+/// (hello, then the welcome).
 async fn open_session(
-    channel: tonic::transport::Channel,
+    url: &str,
+    cfg: rustls::ClientConfig,
     idx: u32,
-) -> anyhow::Result<(
-    AgentServiceClient<tonic::transport::Channel>,
-    mpsc::Sender<pb::AgentMessage>,
-    tonic::Streaming<pb::ServerMessage>,
-)> {
-    let (tx, rx) = mpsc::channel::<pb::AgentMessage>(64);
-    tx.send(pb::AgentMessage {
-        kind: Some(agent_message::Kind::Hello(pb::Hello {
-            agent_version: "fanout-bench".into(),
-            hostname: format!("bench-{idx:05}"),
-            os: "bench".into(),
-            ..Default::default()
-        })),
-    })
-    .await?;
-    let mut client = AgentServiceClient::new(channel);
-    let mut inbound = client
-        .session(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await?
-        .into_inner();
+) -> anyhow::Result<(SessionReader, SessionWriter)> {
+    let hello = pb::Hello {
+        agent_version: "fanout-bench".into(),
+        hostname: format!("bench-{idx:05}"),
+        os: "bench".into(),
+        ..Default::default()
+    };
+    let (mut inbound, writer) = herald_proto::framed::connect(url, cfg, hello).await?;
     match inbound.message().await? {
         Some(pb::ServerMessage {
             kind: Some(server_message::Kind::Welcome(_)),
-        }) => Ok((client, tx, inbound)),
+        }) => Ok((inbound, writer)),
         other => bail!("expected Welcome, got {other:?}"),
     }
 }
@@ -633,7 +624,7 @@ async fn slow_signal(go_slow: &mut Option<watch::Receiver<bool>>) {
 }
 
 /// One Herald agent: its own TLS connection with its own client certificate,
-/// one `Session` stream. Returns once `Welcome` arrived; the session then
+/// one framed session. Returns once `Welcome` arrived; the session then
 /// runs in a task until `stop` changes.
 #[allow(clippy::too_many_arguments)]
 async fn herald_agent(
@@ -647,16 +638,8 @@ async fn herald_agent(
     mut go_slow: Option<watch::Receiver<bool>>,
 ) -> anyhow::Result<()> {
     let cfg = herald_proto::tls::client_config(&ServerTrust::CaPem(ca.to_string()), Some(&id))?;
-    // A slow agent's socket is read through a gate the agent closes when it
-    // goes slow; the others connect exactly as the real agent does.
-    let gate = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let channel = match go_slow {
-        None => herald_proto::tls::connect(&url, cfg).await?,
-        Some(_) => slow::connect(&url, cfg, gate.clone()).await?,
-    };
-    let (client, tx, mut inbound) = open_session(channel, idx).await?;
+    let (mut inbound, mut writer) = open_session(&url, cfg, idx).await?;
     tokio::spawn(async move {
-        let _client = client;
         let mut hb = heartbeats(idx);
         let mut stalled = false;
         let mut pending: Vec<pb::Receipt> = Vec::new();
@@ -665,23 +648,23 @@ async fn herald_agent(
             tokio::select! {
                 _ = stop.changed() => break,
                 _ = slow_signal(&mut go_slow) => {
-                    // From now on nothing reads this connection: not the
-                    // stream, not the socket (so no HTTP/2 ping is answered
-                    // either). It stays open until the phase ends.
-                    gate.store(true, std::sync::atomic::Ordering::SeqCst);
+                    // From now on nothing reads this connection (a framed
+                    // session has no other reader). It stays open until
+                    // the phase ends.
                     stalled = true;
                     break;
                 }
                 _ = hb.tick() => {
-                    let _ = tx.try_send(heartbeat());
+                    let _ = writer.send(&heartbeat()).await;
                 }
                 () = herald_agent::pacing::sleep_until(send_at) => {
                     send_at = None;
                     for r in pending.drain(..) {
-                        let _ = tx.try_send(pb::AgentMessage {
+                        writer.queue(&pb::AgentMessage {
                             kind: Some(agent_message::Kind::Receipt(r)),
                         });
                     }
+                    let _ = writer.flush().await;
                 }
                 m = inbound.message() => match m {
                     Ok(Some(pb::ServerMessage { kind: Some(server_message::Kind::Delivery(d)) })) => {
@@ -726,7 +709,7 @@ async fn herald_agent(
         if stalled {
             let _ = stop.changed().await;
         }
-        drop((tx, inbound));
+        drop((writer, inbound));
     });
     Ok(())
 }
@@ -740,95 +723,6 @@ fn receipts_at_once() -> bool {
 }
 
 const RECEIPTS_AT_ONCE_ENV: &str = "FANOUT_RECEIPTS_AT_ONCE";
-
-/// The connection of a slow agent: like `herald_proto::tls::connect`, but
-/// reading the socket through a gate, and without client keep-alive pings
-/// (a stuck machine sends none; noticing it is the server's job).
-mod slow {
-    use std::io;
-    use std::pin::Pin;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::task::{Context, Poll};
-
-    use anyhow::anyhow;
-    use rustls::pki_types::ServerName;
-    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-    use tokio::net::TcpStream;
-    use tonic::transport::{Channel, Endpoint, Uri};
-
-    /// A TCP stream whose reads stop for good once `closed` is set: a read
-    /// then stays pending and registers no wake-up.
-    struct Gated {
-        tcp: TcpStream,
-        closed: Arc<AtomicBool>,
-    }
-
-    impl AsyncRead for Gated {
-        fn poll_read(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &mut ReadBuf<'_>,
-        ) -> Poll<io::Result<()>> {
-            let this = self.get_mut();
-            if this.closed.load(Ordering::SeqCst) {
-                return Poll::Pending;
-            }
-            Pin::new(&mut this.tcp).poll_read(cx, buf)
-        }
-    }
-
-    impl AsyncWrite for Gated {
-        fn poll_write(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
-        }
-
-        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
-        }
-
-        fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
-        }
-    }
-
-    pub async fn connect(
-        url: &str,
-        config: rustls::ClientConfig,
-        closed: Arc<AtomicBool>,
-    ) -> anyhow::Result<Channel> {
-        let uri: Uri = url.parse()?;
-        let config = Arc::new(config);
-        Endpoint::from(uri)
-            .tcp_nodelay(true)
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .connect_with_connector(tower::service_fn(move |uri: Uri| {
-                let (config, closed) = (config.clone(), closed.clone());
-                async move {
-                    let host = uri
-                        .host()
-                        .ok_or_else(|| io::Error::other("no host"))?
-                        .trim_start_matches('[')
-                        .trim_end_matches(']')
-                        .to_owned();
-                    let port = uri.port_u16().ok_or_else(|| io::Error::other("no port"))?;
-                    let tcp = TcpStream::connect((host.as_str(), port)).await?;
-                    tcp.set_nodelay(true)?;
-                    let name = ServerName::try_from(host).map_err(io::Error::other)?;
-                    let tls = tokio_rustls::TlsConnector::from(config)
-                        .connect(name, Gated { tcp, closed })
-                        .await?;
-                    Ok::<_, io::Error>(hyper_util::rt::TokioIo::new(tls))
-                }
-            }))
-            .await
-            .map_err(|e| anyhow!("connect: {e}"))
-    }
-}
 
 /// Connects agents `first_idx..` (one per identity), `parallel` at a time.
 /// Returns (connected, failed, first error).
@@ -1463,7 +1357,7 @@ async fn enroll_all(
     let channel = herald_proto::tls::connect(url, cfg).await?;
     let results: Vec<anyhow::Result<ClientIdentity>> = futures::stream::iter(0..n)
         .map(|i| {
-            let mut client = AgentServiceClient::new(channel.clone());
+            let mut client = pb::agent_service_client::AgentServiceClient::new(channel.clone());
             let token = token.to_owned();
             async move {
                 let key = rcgen::KeyPair::generate()?;
@@ -1642,8 +1536,8 @@ async fn bench_herald(
         );
     }
     if let Some(since) = slow_since {
-        // The server pings every 30 s and gives up 20 s later: give it the
-        // time to notice the stuck agents, then look again.
+        // Give the server the time to notice the stuck agents (see
+        // SLOW_HOLD_S), then look again.
         let hold = Duration::from_secs(SLOW_HOLD_S);
         tokio::time::sleep(hold.saturating_sub(since.elapsed())).await;
         res.hold = Some((

@@ -83,11 +83,9 @@ async fn agent(
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let cfg = herald_proto::tls::client_config(&ServerTrust::CaPem(ca.to_string()), Some(&id))?;
-    let channel = herald_proto::tls::connect(&url, cfg).await?;
-    let (client, tx, mut inbound) = open_session(channel, idx).await?;
+    let (mut inbound, mut writer) = open_session(&url, cfg, idx).await?;
     release.borrow_and_update();
     tokio::spawn(async move {
-        let _client = client;
         let mut hb = heartbeats(idx);
         // Alerts received, by key: (item id, seq).
         let mut got: HashMap<u64, (String, u64)> = HashMap::new();
@@ -99,7 +97,7 @@ async fn agent(
             tokio::select! {
                 _ = stop.changed() => break,
                 _ = hb.tick() => {
-                    let _ = tx.try_send(heartbeat());
+                    let _ = writer.send(&heartbeat()).await;
                 }
                 r = release.changed() => {
                     if r.is_err() {
@@ -131,7 +129,7 @@ async fn agent(
                         at_unix_ms: now_us() / 1000,
                         user: "bench".into(),
                     };
-                    if tx.send(pb::AgentMessage {
+                    if writer.send(&pb::AgentMessage {
                         kind: Some(agent_message::Kind::Receipt(receipt)),
                     }).await.is_err() {
                         let _ = ev.send(Ev::Lost);
@@ -171,7 +169,7 @@ async fn agent(
                 },
             }
         }
-        drop((tx, inbound));
+        drop((writer, inbound));
     });
     Ok(())
 }

@@ -26,7 +26,6 @@ use anyhow::{Context, anyhow, bail};
 use herald_agent::backoff::{Backoff, Outcome, Reconnect};
 use herald_agent::service::WELCOME_TIMEOUT;
 use herald_proto::pb;
-use herald_proto::pb::agent_service_client::AgentServiceClient;
 use herald_proto::pb::{agent_message, server_message};
 use herald_proto::tls::{ClientIdentity, ServerTrust};
 use herald_tests::{Admin, PASSWORD, to_all};
@@ -319,8 +318,15 @@ impl Agent {
 
     async fn session(&mut self, first: &mut Option<OwnedSemaphorePermit>) -> End {
         let mut stop = self.stop.clone();
-        let channel = tokio::select! {
-            c = herald_proto::tls::connect(&self.url, self.tls.clone()) => match c {
+        let hello = pb::Hello {
+            agent_version: "fanout-bench".into(),
+            hostname: format!("bench-{:05}", self.idx),
+            os: "bench".into(),
+            resume_after_seq: self.max_seq,
+            ..Default::default()
+        };
+        let (mut inbound, mut writer) = tokio::select! {
+            c = herald_proto::framed::connect(&self.url, self.tls.clone(), hello) => match c {
                 Ok(c) => c,
                 Err(e) => {
                     let why = e.to_string();
@@ -328,24 +334,6 @@ impl Agent {
                 }
             },
             _ = stop.changed() => return End::Stop,
-        };
-        let (tx, rx) = mpsc::channel::<pb::AgentMessage>(64);
-        // The channel is new and empty.
-        let _ = tx.try_send(agent_msg(agent_message::Kind::Hello(pb::Hello {
-            agent_version: "fanout-bench".into(),
-            hostname: format!("bench-{:05}", self.idx),
-            os: "bench".into(),
-            resume_after_seq: self.max_seq,
-            ..Default::default()
-        })));
-        let mut client = AgentServiceClient::new(channel);
-        let response = tokio::select! {
-            r = client.session(tokio_stream::wrappers::ReceiverStream::new(rx)) => r,
-            _ = stop.changed() => return End::Stop,
-        };
-        let mut inbound = match response {
-            Ok(r) => r.into_inner(),
-            Err(s) => return End::Failed(Fail::Session, format!("{}: {}", s.code(), s.message())),
         };
         let welcome = tokio::select! {
             m = tokio::time::timeout(WELCOME_TIMEOUT, inbound.message()) => m,
@@ -379,13 +367,10 @@ impl Agent {
         });
         // Receipts not acknowledged in an earlier session go first.
         for r in self.pending.values() {
-            if tx
-                .send(agent_msg(agent_message::Kind::Receipt(r.clone())))
-                .await
-                .is_err()
-            {
-                return End::Welcomed(welcomed);
-            }
+            writer.queue(&agent_msg(agent_message::Kind::Receipt(r.clone())));
+        }
+        if writer.flush().await.is_err() {
+            return End::Welcomed(welcomed);
         }
         let mut ticker = tokio::time::interval(heartbeat);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -396,7 +381,7 @@ impl Agent {
                 _ = stop.changed() => return End::Stop,
                 _ = ticker.tick() => {
                     let hb = pb::Heartbeat { agent_time_unix_ms: now_us() / 1000 };
-                    if tx.send(agent_msg(agent_message::Kind::Heartbeat(hb))).await.is_err() {
+                    if writer.send(&agent_msg(agent_message::Kind::Heartbeat(hb))).await.is_err() {
                         return End::Welcomed(welcomed);
                     }
                 }
@@ -421,7 +406,7 @@ impl Agent {
                                 ..Default::default()
                             };
                             self.pending.insert(d.item_id, r.clone());
-                            if tx.send(agent_msg(agent_message::Kind::Receipt(r))).await.is_err() {
+                            if writer.send(&agent_msg(agent_message::Kind::Receipt(r))).await.is_err() {
                                 return End::Welcomed(welcomed);
                             }
                         }
