@@ -510,3 +510,62 @@ async fn server_restart_agents_reconnect_within_backoff_cap() {
         .await
         .expect("admin still reachable");
 }
+
+/// A framed session whose agent falls silent is ended by the server after
+/// three heartbeat intervals, with the reason as its last frame, and the
+/// computer goes offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_framed_session_is_ended_and_told_why() {
+    let config = herald_server::config::Config {
+        heartbeat_interval_secs: 1,
+        ..Default::default()
+    };
+    let server = TestServer::start_with(config).await;
+    let admin = server.admin().await;
+    let root = admin.root().await;
+    let token = admin.token(&root.id, 1).await;
+    let mut agent = TestAgent::enroll(&server.url(), &token).await;
+    agent.wait_connected(Duration::from_secs(10)).await;
+    // The real service steps aside; a silent client takes its identity.
+    agent.stop().await;
+    let cfg = herald_proto::tls::client_config(
+        &ServerTrust::CaPem(server.ca_pem.clone()),
+        Some(&agent.identity()),
+    )
+    .unwrap();
+    let (mut inbound, _writer) =
+        herald_proto::framed::connect(&server.url(), cfg, pb::Hello::default())
+            .await
+            .expect("framed session");
+    let first = inbound.message().await.expect("welcome");
+    assert!(matches!(
+        first.and_then(|m| m.kind),
+        Some(pb::server_message::Kind::Welcome(w)) if w.heartbeat_interval_secs == 1
+    ));
+    assert!(admin.computer(&agent.computer_id).await.online);
+    let started = Instant::now();
+    let end = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match inbound.message().await {
+                Ok(Some(_)) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("the server ends a silent session");
+    let status = end.expect_err("ended with a reason");
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+    assert!(status.message().contains("heartbeat"), "{status:?}");
+    let after = started.elapsed();
+    assert!(
+        after >= Duration::from_secs(2) && after <= Duration::from_secs(8),
+        "ended after {after:?}, expected about 3 s"
+    );
+    wait_for("computer offline", Duration::from_secs(5), || {
+        let admin = admin.clone();
+        let id = agent.computer_id.clone();
+        async move { (!admin.computer(&id).await.online).then_some(()) }
+    })
+    .await;
+}
