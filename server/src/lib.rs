@@ -1,6 +1,6 @@
-//! The Herald server: one gRPC endpoint over TLS 1.3 that agents (mutual TLS)
-//! and admins (session tokens) talk to, its certificate authority, and its
-//! durable store.
+//! The Herald server: one TLS 1.3 port that admins (gRPC, session tokens)
+//! and agents (mutual TLS; enrollment over gRPC, sessions framed) talk to,
+//! its certificate authority, and its durable store.
 //!
 //! Architecture invariant: `domain` knows nothing of tonic, sled or tokio;
 //! handlers in `admin` and `agent_svc` convert wire types at the edge and map
