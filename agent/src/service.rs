@@ -161,11 +161,17 @@ fn classify(status: &tonic::Status) -> SessionEnd {
 /// given up as stuck.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
 
-async fn send(writer: &mut SessionWriter, kind: agent_message::Kind) -> bool {
+/// Writes what is queued on `writer`; false when the session is gone.
+async fn flush(writer: &mut SessionWriter) -> bool {
     matches!(
-        tokio::time::timeout(WRITE_TIMEOUT, writer.send(&agent_msg(kind))).await,
+        tokio::time::timeout(WRITE_TIMEOUT, writer.flush()).await,
         Ok(Ok(()))
     )
+}
+
+async fn send(writer: &mut SessionWriter, kind: agent_message::Kind) -> bool {
+    writer.queue(&agent_msg(kind));
+    flush(writer).await
 }
 
 async fn run_session(
@@ -323,8 +329,5 @@ async fn send_receipts(
             any = true;
         }
     }
-    !any || matches!(
-        tokio::time::timeout(WRITE_TIMEOUT, writer.flush()).await,
-        Ok(Ok(()))
-    )
+    !any || flush(writer).await
 }

@@ -174,6 +174,27 @@ fn msg(kind: server_message::Kind) -> Outbound {
 /// How long an agent has to say hello after connecting.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Waits (at most [`HELLO_TIMEOUT`]) for the session's first message,
+/// which must be a hello.
+async fn await_hello(
+    first: impl std::future::Future<Output = Result<Option<pb::AgentMessage>, Status>>,
+) -> Result<pb::Hello, Status> {
+    match tokio::time::timeout(HELLO_TIMEOUT, first).await {
+        Ok(first) => hello_of(first?),
+        Err(_) => Err(Status::deadline_exceeded("no hello within 10 seconds")),
+    }
+}
+
+/// Why a session ends when the server shuts down.
+fn shutting_down() -> Status {
+    Status::unavailable("the server is shutting down")
+}
+
+/// Why a session ends when the agent fell silent.
+fn silent() -> Status {
+    Status::deadline_exceeded("no heartbeat: session closed")
+}
+
 /// The hello a session must start with.
 fn hello_of(first: Option<pb::AgentMessage>) -> Result<pb::Hello, Status> {
     match first {
@@ -282,28 +303,21 @@ impl AgentApi {
         let (rd, wr) = tokio::io::split(conn);
         let mut reader = FrameReader::new(rd, framed::MAX_AGENT_FRAME);
         let mut writer = FrameWriter::new(wr);
-        let opened = match self.state.computer_of_peer(peer.as_ref()) {
-            Err(status) => Err(status),
-            Ok(computer) => match tokio::time::timeout(HELLO_TIMEOUT, reader.next()).await {
-                Err(_) => Err(Status::deadline_exceeded("no hello within 10 seconds")),
-                Ok(Err(e)) => Err(Status::invalid_argument(e.to_string())),
-                Ok(Ok(first)) => match hello_of(first) {
-                    Ok(hello) => self.open(computer, hello).await,
-                    Err(status) => Err(status),
-                },
-            },
-        };
+        let opened = async {
+            let computer = self.state.computer_of_peer(peer.as_ref())?;
+            let first = async {
+                reader
+                    .next()
+                    .await
+                    .map_err(|e| Status::invalid_argument(e.to_string()))
+            };
+            let hello = await_hello(first).await?;
+            self.open(computer, hello).await
+        }
+        .await;
         let (mut session, mut rx) = match opened {
             Ok(x) => x,
-            Err(status) => {
-                writer.queue(&framed::end_message(&status));
-                let _ = tokio::time::timeout(END_WRITE_TIMEOUT, async {
-                    writer.flush().await?;
-                    writer.shutdown().await
-                })
-                .await;
-                return;
-            }
+            Err(status) => return end_framed(&mut writer, Some(status)).await,
         };
         let idle_limit = session.state.config.heartbeat_interval() * 3;
         let idle = tokio::time::sleep(idle_limit);
@@ -313,7 +327,7 @@ impl AgentApi {
             tokio::select! {
                 biased;
                 killed = &mut session.killed => break killed.ok(),
-                _ = shutdown.changed() => break Some(Status::unavailable("the server is shutting down")),
+                _ = shutdown.changed() => break Some(shutting_down()),
                 next = reader.next::<pb::AgentMessage>() => match next {
                     Ok(None) => break None,
                     Ok(Some(m)) => {
@@ -326,23 +340,9 @@ impl AgentApi {
                     Err(e) => break Some(Status::invalid_argument(e.to_string())),
                 },
                 out = rx.recv() => {
+                    let Some(out) = out else { break None };
                     // Everything queued goes out in one write.
-                    let mut next = out;
-                    let ended = loop {
-                        match next {
-                            Some(Ok(m)) => writer.queue(&*m),
-                            Some(Err(status)) => break Some(Some(*status)),
-                            None => break Some(None),
-                        }
-                        if writer.queued() >= WRITE_BATCH {
-                            break None;
-                        }
-                        match rx.try_recv() {
-                            Ok(m) => next = Some(m),
-                            Err(_) => break None,
-                        }
-                    };
-                    if let Some(end) = ended {
+                    if let Err(end) = queue_all(&mut writer, &mut rx, out) {
                         break end;
                     }
                     match tokio::time::timeout(WRITE_STALL, writer.flush()).await {
@@ -354,16 +354,49 @@ impl AgentApi {
                         }
                     }
                 }
-                () = &mut idle => break Some(Status::deadline_exceeded("no heartbeat: session closed")),
+                () = &mut idle => break Some(silent()),
             }
         };
-        if let Some(status) = end {
-            writer.queue(&framed::end_message(&status));
-            let _ = tokio::time::timeout(END_WRITE_TIMEOUT, writer.flush()).await;
-        }
-        let _ = tokio::time::timeout(END_WRITE_TIMEOUT, writer.shutdown()).await;
+        end_framed(&mut writer, end).await;
         session.close().await;
     }
+}
+
+type FramedWriter = FrameWriter<tokio::io::WriteHalf<TlsConn>>;
+
+/// Queues `first` and whatever else is waiting in `rx` (up to
+/// [`WRITE_BATCH`] bytes) on `writer`. `Err` when the queue says the
+/// session ends, with the status to end it with, if any.
+fn queue_all(
+    writer: &mut FramedWriter,
+    rx: &mut mpsc::Receiver<Outbound>,
+    first: Outbound,
+) -> Result<(), Option<Status>> {
+    let mut next = first;
+    loop {
+        match next {
+            Ok(m) => writer.queue(&*m),
+            Err(status) => return Err(Some(*status)),
+        }
+        if writer.queued() >= WRITE_BATCH {
+            return Ok(());
+        }
+        match rx.try_recv() {
+            Ok(m) => next = m,
+            Err(mpsc::error::TryRecvError::Empty) => return Ok(()),
+            Err(mpsc::error::TryRecvError::Disconnected) => return Err(None),
+        }
+    }
+}
+
+/// The last words of a framed session: why it ends, if there is a reason
+/// to give, then the connection is closed.
+async fn end_framed(writer: &mut FramedWriter, end: Option<Status>) {
+    if let Some(status) = end {
+        writer.queue(&framed::end_message(&status));
+        let _ = tokio::time::timeout(END_WRITE_TIMEOUT, writer.flush()).await;
+    }
+    let _ = tokio::time::timeout(END_WRITE_TIMEOUT, writer.shutdown()).await;
 }
 
 /// A framed session writes at most this much per write before it looks at
@@ -446,11 +479,7 @@ impl AgentService for AgentApi {
     ) -> Result<Response<SessionStream>, Status> {
         let computer = self.state.agent_identity(&req)?;
         let mut inbound = req.into_inner();
-        let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
-            Ok(Ok(first)) => hello_of(first)?,
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Err(Status::deadline_exceeded("no hello within 10 seconds")),
-        };
+        let hello = await_hello(inbound.message()).await?;
         let (mut session, rx) = self.open(computer, hello).await?;
         let idle_limit = session.state.config.heartbeat_interval() * 3;
         let mut shutdown = session.state.shutdown.clone();
@@ -458,9 +487,9 @@ impl AgentService for AgentApi {
             let end: Option<Status> = loop {
                 tokio::select! {
                     killed = &mut session.killed => break killed.ok(),
-                    _ = shutdown.changed() => break Some(Status::unavailable("the server is shutting down")),
+                    _ = shutdown.changed() => break Some(shutting_down()),
                     next = tokio::time::timeout(idle_limit, inbound.message()) => match next {
-                        Err(_) => break Some(Status::deadline_exceeded("no heartbeat: session closed")),
+                        Err(_) => break Some(silent()),
                         Ok(Err(_)) | Ok(Ok(None)) => break None,
                         Ok(Ok(Some(m))) => {
                             if let Err(status) = session.on_message(m).await {

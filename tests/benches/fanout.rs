@@ -1795,25 +1795,13 @@ struct NResult {
 
 async fn bench_n(args: &Args, n: usize) -> anyhow::Result<NResult> {
     println!("\n== N = {n} agents ==");
-    let dir = tempfile::Builder::new()
-        .prefix("herald-fanout-")
-        .tempdir()?;
-    let ca = ServerProc::init(&args.server_bin, dir.path())?;
-    let server = ServerProc::start(&args.server_bin, dir.path())?;
-    let admin = herald_tests::wait_for("server login", Duration::from_secs(20), || {
-        let (url, ca) = (server.url.clone(), ca.clone());
-        async move { Admin::login(&url, &ca, "admin", PASSWORD).await.ok() }
-    })
-    .await;
-    let root = admin.root().await.id;
-    let token = admin.token(&root, u32::try_from(n)?).await;
-    let t = Instant::now();
-    let ids = enroll_all(&server.url, &ca, &token, n, args.enroll_parallel).await?;
-    let enroll_s = t.elapsed().as_secs_f64();
-    println!(
-        "  enrolled {n} agents in {enroll_s:.1} s ({:.1} ms each)",
-        enroll_s * 1000.0 / n as f64
-    );
+    let Enrolled {
+        server,
+        ca,
+        ids,
+        enroll_s,
+        dir,
+    } = enrolled(args, n).await?;
 
     let plan = args.slow_percent.map_or(SlowPlan::NONE, SlowPlan::percent);
     // The slow run starts from a copy of the enrolled state, so that both
@@ -1872,12 +1860,70 @@ async fn bench_n(args: &Args, n: usize) -> anyhow::Result<NResult> {
 /// Starts the Herald server on `dir` and waits until an admin can log in.
 async fn start_server(args: &Args, dir: &Path, ca: &str) -> anyhow::Result<ServerProc> {
     let server = ServerProc::start(&args.server_bin, dir)?;
-    herald_tests::wait_for("server login", Duration::from_secs(20), || {
-        let (url, ca) = (server.url.clone(), ca.to_owned());
-        async move { Admin::login(&url, &ca, "admin", PASSWORD).await.ok() }
-    })
-    .await;
+    login(&server.url, ca, Duration::from_secs(20)).await?;
     Ok(server)
+}
+
+// ---------------------------------------------------------------------------
+// A server with N enrolled agents (every mode starts from one)
+
+/// A server on a new data dir, with `n` agents enrolled over the real
+/// `Enroll` RPC. The server is dropped (killed) before its data dir.
+struct Enrolled {
+    pub server: ServerProc,
+    pub ca: String,
+    pub ids: Vec<ClientIdentity>,
+    pub enroll_s: f64,
+    pub dir: tempfile::TempDir,
+}
+
+async fn enrolled(args: &Args, n: usize) -> anyhow::Result<Enrolled> {
+    let dir = tempfile::Builder::new()
+        .prefix("herald-fanout-")
+        .tempdir()?;
+    let ca = ServerProc::init(&args.server_bin, dir.path())?;
+    let server = ServerProc::start(&args.server_bin, dir.path())?;
+    let admin = login(&server.url, &ca, Duration::from_secs(20)).await?;
+    let root = admin.root().await.id;
+    let token = admin.token(&root, u32::try_from(n)?).await;
+    let t = Instant::now();
+    let ids = enroll_all(&server.url, &ca, &token, n, args.enroll_parallel).await?;
+    let enroll_s = t.elapsed().as_secs_f64();
+    println!(
+        "  enrolled {n} agents in {enroll_s:.1} s ({:.1} ms each)",
+        enroll_s * 1000.0 / n as f64
+    );
+    Ok(Enrolled {
+        server,
+        ca,
+        ids,
+        enroll_s,
+        dir,
+    })
+}
+
+/// Logs the bench admin in, trying every 20 ms for at most `limit`.
+async fn login(url: &str, ca: &str, limit: Duration) -> anyhow::Result<Admin> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match Admin::login(url, ca, "admin", PASSWORD).await {
+            Ok(a) => return Ok(a),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(e.context(format!("admin login within {limit:?}")));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// Writes a benchmark's JSON summary to `path`.
+fn write_json_doc(path: &Path, doc: &serde_json::Value) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, serde_json::to_string_pretty(doc)?)?;
+    println!("\nJSON summary written to {}", path.display());
+    Ok(())
 }
 
 fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
@@ -2193,12 +2239,7 @@ fn write_json(results: &[NResult], args: &Args) -> anyhow::Result<()> {
         "peer_method": PEER_METHOD,
         "runs": runs,
     });
-    if let Some(parent) = args.json.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(&args.json, serde_json::to_string_pretty(&doc)?)?;
-    println!("\nJSON summary written to {}", args.json.display());
-    Ok(())
+    write_json_doc(&args.json, &doc)
 }
 
 async fn bench_main(args: Args) -> anyhow::Result<()> {

@@ -30,10 +30,11 @@ use herald_tests::{Admin, to_all};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
-use super::storm::{Enrolled, enrolled, loadavg, log_dir, login, spawn_server};
+use super::storm::{loadavg, log_dir, spawn_server};
 use super::{
-    ACK_TIMEOUT, Args, CONNECT_TIMEOUT, EventLog, ROUND_TIMEOUT, alert_seq, heartbeat, heartbeats,
-    median, now_us, open_session, pct, perf_record_args, sys, until,
+    ACK_TIMEOUT, Args, CONNECT_TIMEOUT, Enrolled, EventLog, ROUND_TIMEOUT, alert_seq, enrolled,
+    heartbeat, heartbeats, login, median, now_us, open_session, pct, perf_record_args, sys, until,
+    write_json_doc,
 };
 
 /// The targets.
@@ -910,10 +911,5 @@ fn write_json(results: &[BurstResult], args: &Args) -> anyhow::Result<()> {
         "perf_stat_events": EVENTS,
         "runs": runs,
     });
-    if let Some(parent) = args.json.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(&args.json, serde_json::to_string_pretty(&doc)?)?;
-    println!("\nJSON summary written to {}", args.json.display());
-    Ok(())
+    write_json_doc(&args.json, &doc)
 }

@@ -27,14 +27,14 @@ use herald_agent::backoff::{Backoff, Outcome, Reconnect};
 use herald_agent::service::WELCOME_TIMEOUT;
 use herald_proto::pb;
 use herald_proto::pb::{agent_message, server_message};
-use herald_proto::tls::{ClientIdentity, ServerTrust};
-use herald_tests::{Admin, PASSWORD, to_all};
+use herald_proto::tls::ServerTrust;
+use herald_tests::{Admin, to_all};
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use super::{
-    Args, CONNECT_TIMEOUT, EventLog, ROUND_TIMEOUT, ServerProc, alert_seq, enroll_all, now_us, pct,
-    perf_record, sys, target_dir, until,
+    Args, CONNECT_TIMEOUT, Enrolled, EventLog, ROUND_TIMEOUT, ServerProc, alert_seq, enrolled,
+    login, now_us, pct, perf_record, sys, target_dir, until, write_json_doc,
 };
 
 /// Width of one bucket of the reconnect-rate curve.
@@ -48,58 +48,6 @@ const BACK_TIMEOUT: Duration = Duration::from_secs(180);
 const RESUME_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time for the whole first connection of N agents.
 const FIRST_CONNECT_TIMEOUT: Duration = Duration::from_secs(600);
-
-// ---------------------------------------------------------------------------
-// A server with N enrolled agents (shared with the receipt burst)
-
-/// A server on a new data dir, with `n` agents enrolled over the real
-/// `Enroll` RPC. The server is dropped (killed) before its data dir.
-pub(super) struct Enrolled {
-    pub server: ServerProc,
-    pub ca: String,
-    pub ids: Vec<ClientIdentity>,
-    pub enroll_s: f64,
-    pub dir: tempfile::TempDir,
-}
-
-pub(super) async fn enrolled(args: &Args, n: usize) -> anyhow::Result<Enrolled> {
-    let dir = tempfile::Builder::new()
-        .prefix("herald-fanout-")
-        .tempdir()?;
-    let ca = ServerProc::init(&args.server_bin, dir.path())?;
-    let server = ServerProc::start(&args.server_bin, dir.path())?;
-    let admin = login(&server.url, &ca, Duration::from_secs(20)).await?;
-    let root = admin.root().await.id;
-    let token = admin.token(&root, u32::try_from(n)?).await;
-    let t = Instant::now();
-    let ids = enroll_all(&server.url, &ca, &token, n, args.enroll_parallel).await?;
-    let enroll_s = t.elapsed().as_secs_f64();
-    println!(
-        "  enrolled {n} agents in {enroll_s:.1} s ({:.1} ms each)",
-        enroll_s * 1000.0 / n as f64
-    );
-    Ok(Enrolled {
-        server,
-        ca,
-        ids,
-        enroll_s,
-        dir,
-    })
-}
-
-/// Logs the bench admin in, trying every 20 ms for at most `limit`.
-pub(super) async fn login(url: &str, ca: &str, limit: Duration) -> anyhow::Result<Admin> {
-    let deadline = Instant::now() + limit;
-    loop {
-        match Admin::login(url, ca, "admin", PASSWORD).await {
-            Ok(a) => return Ok(a),
-            Err(e) if Instant::now() >= deadline => {
-                return Err(e.context(format!("admin login within {limit:?}")));
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    }
-}
 
 /// Starts `herald-server run` on `listen` (an address, or port 0), its log
 /// going to `log`. Returns once it printed its address.
@@ -1125,10 +1073,5 @@ fn write_json(results: &[StormResult], args: &Args) -> anyhow::Result<()> {
         "reconnect_policy": format!("{:?}", Backoff::default()),
         "runs": runs,
     });
-    if let Some(parent) = args.json.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(&args.json, serde_json::to_string_pretty(&doc)?)?;
-    println!("\nJSON summary written to {}", args.json.display());
-    Ok(())
+    write_json_doc(&args.json, &doc)
 }
