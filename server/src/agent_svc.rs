@@ -345,7 +345,15 @@ impl AgentApi {
                     if let Err(end) = queue_all(&mut writer, &mut rx, out) {
                         break end;
                     }
-                    match tokio::time::timeout(WRITE_STALL, writer.flush()).await {
+                    // A session cut while its agent does not take the
+                    // write (its queue filled up behind it) lets go now
+                    // rather than after the write limit.
+                    let flushed = tokio::select! {
+                        biased;
+                        killed = &mut session.killed => break killed.ok(),
+                        flushed = tokio::time::timeout(WRITE_STALL, writer.flush()) => flushed,
+                    };
+                    match flushed {
                         Ok(Ok(())) => {}
                         Ok(Err(_)) => break None,
                         Err(_) => {
@@ -448,11 +456,14 @@ impl Session {
         Ok(())
     }
 
-    /// Leaves the hub and records when the computer was last seen.
+    /// Leaves the hub and records when the computer was last seen, unless
+    /// a newer session of the computer has taken over.
     async fn close(self) {
-        if self.state.hub.deregister(&self.computer, self.conn_id)
-            && let Err(e) = save_presence(&self.state, &self.computer, None, &[]).await
-        {
+        let hub = &self.state.hub;
+        // A session cut from outside (stuck, revoked) has already left the
+        // hub; one replaced by a newer session finds that one there.
+        let last = hub.deregister(&self.computer, self.conn_id) || !hub.is_online(&self.computer);
+        if last && let Err(e) = save_presence(&self.state, &self.computer, None, &[]).await {
             tracing::warn!(computer = %self.computer, error = %e, "cannot store last-seen");
         }
         tracing::info!(computer = %self.computer, conn_id = self.conn_id, "agent session closed");

@@ -529,3 +529,118 @@ async fn next(s: &mut tonic::Streaming<pb::AlertSummary>) -> pb::AlertSummary {
         .unwrap()
         .unwrap()
 }
+
+/// An agent that stops reading its session is cut off once its queue fills
+/// behind a write it does not take: the server lets go of the connection
+/// at once (it does not wait out the write limit), the computer shows
+/// offline with the time it was cut, and the other agents keep receiving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_stops_reading_is_cut_off_and_the_others_keep_receiving() {
+    let config = herald_server::config::Config {
+        agent_send_queue: 8,
+        ..Default::default()
+    };
+    let server = TestServer::start_with(config).await;
+    let admin = server.admin().await;
+    let root = admin.root().await.id;
+    let token = admin.token(&root, 2).await;
+    let mut good = TestAgent::enroll(&server.url(), &token).await;
+    good.wait_connected(Duration::from_secs(10)).await;
+    let mut stuck = TestAgent::enroll(&server.url(), &token).await;
+    stuck.wait_connected(Duration::from_secs(10)).await;
+    // The real service steps aside; a client that never reads takes its
+    // identity.
+    stuck.stop().await;
+    let cfg = herald_proto::tls::client_config(
+        &herald_proto::tls::ServerTrust::CaPem(server.ca_pem.clone()),
+        Some(&stuck.identity()),
+    )
+    .unwrap();
+    let (mut inbound, _writer) =
+        herald_proto::framed::connect(&server.url(), cfg, pb::Hello::default())
+            .await
+            .expect("framed session");
+    assert!(matches!(
+        inbound
+            .message()
+            .await
+            .expect("welcome")
+            .and_then(|m| m.kind),
+        Some(pb::server_message::Kind::Welcome(_))
+    ));
+    assert!(admin.computer(&stuck.computer_id).await.online);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let before_cut = now_ms();
+
+    // 12 kB alerts until the stuck agent's socket and its queue of 8 are
+    // full and it is cut.
+    let body = "警".repeat(4000);
+    let mut sent = Vec::new();
+    while admin.computer(&stuck.computer_id).await.online {
+        assert!(
+            sent.len() < 1000,
+            "still online after {} alerts",
+            sent.len()
+        );
+        let mut c = admin.client.clone();
+        let r = c
+            .send_alert(admin.req(pb::SendAlertRequest {
+                targets: vec![to_all()],
+                title: format!("Outage notice {}", sent.len()),
+                body: body.clone(),
+                priority: pb::Priority::Warning as i32,
+                expires_unix_ms: 0,
+            }))
+            .await
+            .expect("send alert")
+            .into_inner();
+        sent.push(r.alert_id);
+    }
+    let cut = std::time::Instant::now();
+    let cut_ms = now_ms();
+    assert!(sent.len() > 8, "cut after {} alerts", sent.len());
+
+    // The server has closed its end with the agent's data still unsent
+    // (FIN_WAIT1 with a send queue), long before the 20 s write limit.
+    let port = server.addr.port();
+    wait_for(
+        "the server to close the stuck connection",
+        Duration::from_secs(10),
+        || async move { closed_with_unsent_data(port).then_some(()) },
+    )
+    .await;
+    assert!(cut.elapsed() < Duration::from_secs(10));
+
+    let seen = admin.computer(&stuck.computer_id).await;
+    assert!(!seen.online);
+    assert!(
+        (before_cut..=now_ms()).contains(&seen.last_seen_unix_ms),
+        "last seen {} should be when it was cut ({cut_ms})",
+        seen.last_seen_unix_ms
+    );
+    // The other agent got every alert, the last one included.
+    for id in [&sent[0], sent.last().unwrap()] {
+        admin
+            .wait_counts(id, "the other agent's receipt", |c| c.delivered == 1)
+            .await;
+    }
+    assert!(admin.computer(&good.computer_id).await.online);
+}
+
+/// Whether a server-side socket on `port` (IPv4 loopback) was closed by
+/// the server with data its peer has not taken (FIN_WAIT1, send queue > 0).
+fn closed_with_unsent_data(port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table.lines().skip(1).any(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let local_port = f
+            .get(1)
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| u16::from_str_radix(p, 16).ok());
+        let unsent = f
+            .get(4)
+            .and_then(|q| q.split(':').next())
+            .and_then(|q| u64::from_str_radix(q, 16).ok());
+        local_port == Some(port) && f.get(3) == Some(&"04") && unsent.is_some_and(|q| q > 0)
+    })
+}
