@@ -323,6 +323,9 @@ impl AgentApi {
         let idle = tokio::time::sleep(idle_limit);
         tokio::pin!(idle);
         let mut shutdown = session.state.shutdown.clone();
+        // Set when a write is left waiting on an agent that does not read:
+        // nothing more gets through to it, so it gets no last words.
+        let mut stuck = false;
         let end: Option<Status> = loop {
             tokio::select! {
                 biased;
@@ -350,7 +353,10 @@ impl AgentApi {
                     // rather than after the write limit.
                     let flushed = tokio::select! {
                         biased;
-                        killed = &mut session.killed => break killed.ok(),
+                        killed = &mut session.killed => {
+                            stuck = true;
+                            break killed.ok();
+                        }
                         flushed = tokio::time::timeout(WRITE_STALL, writer.flush()) => flushed,
                     };
                     match flushed {
@@ -358,6 +364,7 @@ impl AgentApi {
                         Ok(Err(_)) => break None,
                         Err(_) => {
                             tracing::warn!(computer = %session.computer, "agent does not read its session; disconnecting it");
+                            stuck = true;
                             break None;
                         }
                     }
@@ -365,7 +372,12 @@ impl AgentApi {
                 () = &mut idle => break Some(silent()),
             }
         };
-        end_framed(&mut writer, end).await;
+        if stuck {
+            tracing::info!(computer = %session.computer, reason = ?end.map(|s| s.message().to_owned()), "closing a session its agent does not read");
+            drop((reader, writer));
+        } else {
+            end_framed(&mut writer, end).await;
+        }
         session.close().await;
     }
 }

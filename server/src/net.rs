@@ -192,6 +192,11 @@ pub fn server_config(
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Kernel send buffer of a framed agent session (the kernel doubles it
+/// for its bookkeeping): at 50 ms round trip still about 2.5 MB/s per
+/// agent, and a stuck agent holds at most this much before it is cut.
+const SESSION_SEND_BUFFER: usize = 128 * 1024;
+
 /// Accepts TCP connections on `listener`, runs TLS handshakes concurrently
 /// (at most `max_handshakes` at once, each bounded in time) and yields the
 /// finished connections. Failed handshakes are logged and dropped; accept
@@ -257,6 +262,13 @@ pub fn incoming(
                     },
                 };
                 if session {
+                    // Left to autotune, the kernel grows the send buffer of
+                    // an agent that stops reading to net.ipv4.tcp_wmem's
+                    // maximum (4 MiB) before its queue fills and it is cut.
+                    // A session carries small messages: a fixed buffer
+                    // bounds what a stuck agent holds in the kernel.
+                    let _ = socket2::SockRef::from(conn.inner.get_ref().0)
+                        .set_send_buffer_size(SESSION_SEND_BUFFER);
                     framed(conn);
                 } else {
                     let _ = tx.send(Ok(conn)).await;

@@ -25,6 +25,10 @@
 //! With `--slow-percent P`, each N is run once more with P % of the Herald
 //! agents no longer reading their connection after the warm-up, to show the
 //! server's memory stays bounded and the other agents' latency does not move.
+//! Twenty small alerts fit in a stuck agent's socket buffers; with
+//! `--slow-burst` the slow run also sends the slow agents 12 kB alerts (the
+//! largest body) back to back while the rounds go on, until the server has
+//! cut every one of them, to show where the memory of a stuck agent stops.
 //!
 //! Two other modes replace the fan-out rounds: `--storm` (see
 //! `fanout/storm.rs`) kills the server with SIGKILL right after an alert was
@@ -58,7 +62,8 @@
 //! Peers: `--peers LIST` (`nats,mosquitto`, or `none`; default: each one
 //! whose broker binary is installed, with a note for any that is not; a peer
 //! named explicitly must be installed), `--nats-bin PATH`,
-//! `--mosquitto-bin PATH`. Slow agents: `--slow-percent P` (e.g. 1).
+//! `--mosquitto-bin PATH`. Slow agents: `--slow-percent P` (e.g. 1), and
+//! `--slow-burst` with it.
 //! Other modes: `--storm` (JSON default target/bench-fanout-storm.json),
 //! `--receipt-burst` (5 measured rounds unless `--rounds` says otherwise;
 //! JSON default target/bench-fanout-receipts.json; `--receipt-spread-ms W`
@@ -165,6 +170,8 @@ struct Args {
     /// Share of Herald agents (percent) that stop reading after the warm-up,
     /// in an extra run of each N.
     slow_percent: Option<f64>,
+    /// Slow run: large alerts to the slow agents until they are cut.
+    slow_burst: bool,
     /// Reconnect storm instead of fan-out rounds (`fanout/storm.rs`).
     storm: bool,
     /// Receipt bursts instead of fan-out rounds (`fanout/receipts.rs`).
@@ -209,6 +216,7 @@ impl Args {
             peers: vec![],
             peers_missing: vec![],
             slow_percent: None,
+            slow_burst: false,
             storm: false,
             receipt_burst: false,
             receipt_spread: Duration::ZERO,
@@ -273,6 +281,7 @@ impl Args {
                     }
                     a.slow_percent = Some(p);
                 }
+                "--slow-burst" => a.slow_burst = true,
                 "--storm" => a.storm = true,
                 "--receipt-burst" => a.receipt_burst = true,
                 "--receipt-spread-ms" => {
@@ -289,6 +298,9 @@ impl Args {
         }
         if a.per_process == 0 || a.per_process > 19000 {
             bail!("--agents-per-process must be within 1..=19000 (20,000 descriptors per process)");
+        }
+        if a.slow_burst && a.slow_percent.is_none() {
+            bail!("--slow-burst goes with --slow-percent");
         }
         if !a.receipt_spread.is_zero() && !a.receipt_burst {
             bail!("--receipt-spread-ms goes with --receipt-burst");
@@ -450,6 +462,20 @@ mod sys {
         let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
             + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
         ticks * 1_000_000 / clock_ticks()
+    }
+
+    /// Kernel memory in TCP socket buffers, whole machine (both ends of
+    /// every loopback connection), in KiB (`/proc/net/sockstat`).
+    pub fn tcp_mem_kib() -> u64 {
+        std::fs::read_to_string("/proc/net/sockstat")
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("TCP:"))?;
+                let mut f = line.split_whitespace();
+                f.find(|w| *w == "mem")?;
+                f.next()?.parse::<u64>().ok()
+            })
+            .map_or(0, |pages| pages * 4)
     }
 }
 
@@ -1187,6 +1213,8 @@ struct PhaseResult {
     /// Slow run: server RSS and open sockets once the server has had time
     /// to notice the stuck agents, and how long after they stopped reading.
     hold: Option<(u64, u64, f64)>,
+    /// Slow run with `--slow-burst`: what the burst did.
+    burst: Option<Burst>,
 }
 
 impl PhaseResult {
@@ -1392,6 +1420,91 @@ async fn enroll_all(
 // ---------------------------------------------------------------------------
 // One N: Herald phase, then the baseline phase
 
+/// What `--slow-burst` did in a slow run.
+#[derive(Default, Clone, Debug)]
+struct Burst {
+    alerts: usize,
+    /// Seconds from the first burst alert until the server had closed the
+    /// connection of every slow agent; `None` if it had not by the end.
+    all_cut_s: Option<f64>,
+    peak_rss_kib: u64,
+    /// Kernel TCP buffer memory before the burst and at its peak.
+    tcp_mem_kib: (u64, u64),
+    failed: Option<String>,
+}
+
+/// The largest alert body Herald takes (4,000 characters), 12 kB in UTF-8.
+fn burst_body() -> String {
+    "警".repeat(4000)
+}
+/// How long a burst may go on without the server cutting every slow agent.
+const BURST_LIMIT: Duration = Duration::from_secs(60);
+
+/// Sends 12 kB alerts to `targets` (the slow agents' computers) back to
+/// back until the server holds `goal` sockets or fewer (every slow agent
+/// cut), sampling the server's RSS and the kernel's TCP memory.
+async fn slow_burst(admin: Admin, targets: Vec<String>, server_pid: u32, goal: u64) -> Burst {
+    let targets: Vec<pb::AlertTarget> = targets
+        .into_iter()
+        .map(|id| pb::AlertTarget {
+            target: Some(pb::alert_target::Target::ComputerId(id)),
+        })
+        .collect();
+    let body = burst_body();
+    let mut b = Burst {
+        tcp_mem_kib: (sys::tcp_mem_kib(), 0),
+        ..Burst::default()
+    };
+    let t = Instant::now();
+    while t.elapsed() < BURST_LIMIT {
+        let mut c = admin.client.clone();
+        let sent = c
+            .send_alert(admin.req(pb::SendAlertRequest {
+                targets: targets.clone(),
+                title: format!("Burst {}", b.alerts),
+                body: body.clone(),
+                priority: pb::Priority::Info as i32,
+                expires_unix_ms: 0,
+            }))
+            .await;
+        if let Err(status) = sent {
+            b.failed = Some(status.message().to_owned());
+            break;
+        }
+        b.alerts += 1;
+        b.peak_rss_kib = b.peak_rss_kib.max(sys::rss_kib(server_pid));
+        b.tcp_mem_kib.1 = b.tcp_mem_kib.1.max(sys::tcp_mem_kib());
+        // Counting sockets reads every descriptor of the server: not after
+        // every alert.
+        if b.alerts.is_multiple_of(10) && sys::sockets(server_pid) <= goal {
+            b.all_cut_s = Some(t.elapsed().as_secs_f64());
+            break;
+        }
+    }
+    b
+}
+
+/// Computer ids of the agents `plan` marks slow among the first `n`
+/// (enrolled as host names `bench-00000`, …).
+async fn slow_computers(admin: &Admin, plan: SlowPlan, n: usize) -> anyhow::Result<Vec<String>> {
+    let mut c = admin.client.clone();
+    let list = c
+        .list_computers(admin.req(pb::ListComputersRequest::default()))
+        .await
+        .map_err(|s| anyhow!("list computers: {}", s.message()))?
+        .into_inner();
+    let slow: std::collections::HashSet<String> = (0..n as u32)
+        .filter(|i| plan.is_slow(*i))
+        .map(|i| format!("bench-{i:05}"))
+        .collect();
+    Ok(list
+        .computers
+        .into_iter()
+        .filter(|c| slow.contains(&c.hostname))
+        .map(|c| c.id)
+        .collect())
+}
+
 /// One Herald phase on `server`. With `slow_run`, the agents `plan` marks
 /// slow connect through a gate and stop reading after the warm-up; either
 /// way, with a plan the rounds are also kept over the other agents only.
@@ -1442,6 +1555,12 @@ async fn bench_herald(
     let mut perf = None;
     let mut want = connected;
     let mut slow_since = None;
+    let burst_targets = if slow_run && args.slow_burst {
+        slow_computers(&admin, plan, n).await?
+    } else {
+        Vec::new()
+    };
+    let mut burst = None;
     for r in 0..args.warmup + args.rounds {
         let measured = r >= args.warmup;
         if r == args.warmup {
@@ -1457,6 +1576,19 @@ async fn bench_herald(
                     res.slow_agents,
                     res.rss_warm_kib / 1024
                 );
+                if !burst_targets.is_empty() {
+                    let goal = res.sockets[1].saturating_sub(res.slow_agents as u64);
+                    println!(
+                        "  burst: 12 kB alerts to those {} agents until the server holds {goal} sockets",
+                        burst_targets.len()
+                    );
+                    burst = Some(tokio::spawn(slow_burst(
+                        admin.clone(),
+                        burst_targets.clone(),
+                        server.pid(),
+                        goal,
+                    )));
+                }
             }
             cpu0 = (sys::cpu_us(server.pid()), sum_cpu(&pool.pids()));
             if let Some(out) = &args.perf_out {
@@ -1519,6 +1651,23 @@ async fn bench_herald(
             res.rounds.push(round);
         }
         tokio::time::sleep(args.pause).await;
+    }
+    if let Some(burst) = burst {
+        let b = burst.await?;
+        println!(
+            "  burst: {} alerts; every slow agent cut after {}; server RSS peak {} MiB; kernel TCP memory {} → {} MiB{}",
+            b.alerts,
+            b.all_cut_s
+                .map_or("— (not within the limit)".into(), |s| format!("{s:.1} s")),
+            b.peak_rss_kib / 1024,
+            b.tcp_mem_kib.0 / 1024,
+            b.tcp_mem_kib.1 / 1024,
+            b.failed
+                .as_deref()
+                .map(|f| format!("; stopped: {f}"))
+                .unwrap_or_default()
+        );
+        res.burst = Some(b);
     }
     res.server_cpu_us = sys::cpu_us(server.pid()).saturating_sub(cpu0.0);
     res.agents_cpu_us = sum_cpu(&pool.pids()).saturating_sub(cpu0.1);
@@ -2134,6 +2283,20 @@ fn print_slow(n: usize, normal: &PhaseResult, slow: &PhaseResult, args: &Args) {
             slow.sockets[1] as i64 - sockets as i64
         );
     }
+    if let Some(b) = &slow.burst {
+        println!(
+            "burst of 12 kB alerts to the slow agents during the rounds: {} alerts; every slow agent cut {}; \
+             server RSS peak {} MiB; kernel TCP buffers (both ends, whole machine) {} → peak {} MiB",
+            b.alerts,
+            b.all_cut_s
+                .map_or("— not within the limit".into(), |s| format!(
+                    "after {s:.1} s"
+                )),
+            mib(b.peak_rss_kib),
+            mib(b.tcp_mem_kib.0),
+            mib(b.tcp_mem_kib.1)
+        );
+    }
     println!(
         "samples {} / {} (missing {} / {}), lost sessions {} / {}",
         a.samples, b.samples, a.missing, b.missing, normal.lost_sessions, slow.lost_sessions
@@ -2217,6 +2380,14 @@ fn write_json(results: &[NResult], args: &Args) -> anyhow::Result<()> {
                         "server_sockets": { "normal": r.herald.sockets, "slow": slow.sockets },
                         "hold": slow.hold.map(|(rss, sockets, s)| json!({
                             "seconds_after_slow": s, "server_rss_kib": rss, "server_sockets": sockets,
+                        })),
+                        "burst": slow.burst.as_ref().map(|b| json!({
+                            "alert_body_bytes": burst_body().len(),
+                            "alerts": b.alerts,
+                            "all_cut_s": b.all_cut_s,
+                            "server_rss_peak_kib": b.peak_rss_kib,
+                            "kernel_tcp_mem_kib": { "before": b.tcp_mem_kib.0, "peak": b.tcp_mem_kib.1 },
+                            "failed": b.failed,
                         })),
                     })
                 }),

@@ -369,6 +369,38 @@ impl TestAgent {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
         }
     }
+
+    /// Stops the agent service and opens a framed session with its
+    /// identity in its place, for tests of agents that misbehave (fall
+    /// silent, stop reading). Returns the session and its welcome.
+    pub async fn take_over_session(
+        &mut self,
+        server: &TestServer,
+    ) -> (
+        herald_proto::framed::SessionReader,
+        herald_proto::framed::SessionWriter,
+        pb::Welcome,
+    ) {
+        self.stop().await;
+        let cfg = herald_proto::tls::client_config(
+            &ServerTrust::CaPem(server.ca_pem.clone()),
+            Some(&self.identity()),
+        )
+        .expect("client config");
+        let (mut inbound, writer) =
+            herald_proto::framed::connect(&server.url(), cfg, pb::Hello::default())
+                .await
+                .expect("framed session");
+        match inbound
+            .message()
+            .await
+            .expect("welcome")
+            .and_then(|m| m.kind)
+        {
+            Some(pb::server_message::Kind::Welcome(w)) => (inbound, writer, w),
+            other => panic!("expected a welcome, got {other:?}"),
+        }
+    }
 }
 
 impl Drop for TestAgent {

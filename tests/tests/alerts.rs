@@ -550,24 +550,7 @@ async fn an_agent_that_stops_reading_is_cut_off_and_the_others_keep_receiving() 
     stuck.wait_connected(Duration::from_secs(10)).await;
     // The real service steps aside; a client that never reads takes its
     // identity.
-    stuck.stop().await;
-    let cfg = herald_proto::tls::client_config(
-        &herald_proto::tls::ServerTrust::CaPem(server.ca_pem.clone()),
-        Some(&stuck.identity()),
-    )
-    .unwrap();
-    let (mut inbound, _writer) =
-        herald_proto::framed::connect(&server.url(), cfg, pb::Hello::default())
-            .await
-            .expect("framed session");
-    assert!(matches!(
-        inbound
-            .message()
-            .await
-            .expect("welcome")
-            .and_then(|m| m.kind),
-        Some(pb::server_message::Kind::Welcome(_))
-    ));
+    let (_inbound, _writer, _welcome) = stuck.take_over_session(&server).await;
     assert!(admin.computer(&stuck.computer_id).await.online);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let before_cut = now_ms();

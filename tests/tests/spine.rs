@@ -527,21 +527,8 @@ async fn a_silent_framed_session_is_ended_and_told_why() {
     let mut agent = TestAgent::enroll(&server.url(), &token).await;
     agent.wait_connected(Duration::from_secs(10)).await;
     // The real service steps aside; a silent client takes its identity.
-    agent.stop().await;
-    let cfg = herald_proto::tls::client_config(
-        &ServerTrust::CaPem(server.ca_pem.clone()),
-        Some(&agent.identity()),
-    )
-    .unwrap();
-    let (mut inbound, _writer) =
-        herald_proto::framed::connect(&server.url(), cfg, pb::Hello::default())
-            .await
-            .expect("framed session");
-    let first = inbound.message().await.expect("welcome");
-    assert!(matches!(
-        first.and_then(|m| m.kind),
-        Some(pb::server_message::Kind::Welcome(w)) if w.heartbeat_interval_secs == 1
-    ));
+    let (mut inbound, _writer, welcome) = agent.take_over_session(&server).await;
+    assert_eq!(welcome.heartbeat_interval_secs, 1);
     assert!(admin.computer(&agent.computer_id).await.online);
     let started = Instant::now();
     let end = tokio::time::timeout(Duration::from_secs(15), async {
