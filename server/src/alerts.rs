@@ -263,7 +263,7 @@ pub async fn send(
         computers: audience.len() as u32,
         targets: described.clone(),
     };
-    let entry = ledger::Entry::new(seq, alert, &audience);
+    let entry = ledger::Entry::new(seq, alert, &audience, &state.book.names);
     let mut batch = Batch::new();
     ledger::put_new(&mut batch, &entry);
     let single_unit = (target_units.len() == 1)
@@ -321,7 +321,7 @@ fn require_on_alert(
 ) -> ApiResult<()> {
     let tree = state.tree();
     let g = state.grants(caller, &tree);
-    let units: BTreeSet<&str> = e.deliveries.values().map(|d| d.unit.as_str()).collect();
+    let units: BTreeSet<&str> = e.deliveries().map(|(_, d)| &*d.unit).collect();
     for u in &units {
         if tree.contains(u) && !or_else.is_some_and(|c| g.allows(c, u)) {
             g.require(Capability::SendQuickAlerts, u)?;
@@ -384,21 +384,20 @@ fn status_pb(
 ) -> pb::AlertStatus {
     let tree = state.tree();
     let a = &e.alert;
-    let (all, units, settled) = alert::tally(a, e.deliveries.values(), now);
+    let (all, units, settled) = alert::tally(a, e.deliveries().map(|(_, d)| d), now);
     let computers = match hosts {
         Some(hosts) => e
-            .sorted()
-            .into_iter()
-            .map(|d| pb::ComputerDelivery {
-                computer_id: d.computer.clone(),
-                hostname: hosts.get(&d.computer).cloned().unwrap_or_default(),
+            .deliveries()
+            .map(|(c, d)| pb::ComputerDelivery {
+                computer_id: c.to_string(),
+                hostname: hosts.get(&**c).cloned().unwrap_or_default(),
                 org_unit_path: tree.path(&d.unit),
                 state: state_to_pb(d.effective(a, now)) as i32,
                 delivered_unix_ms: d.delivered_ms.unwrap_or(0),
                 displayed_unix_ms: d.displayed_ms.unwrap_or(0),
                 dismissed_unix_ms: d.dismissed_ms.unwrap_or(0),
-                user: d.user.clone().unwrap_or_default(),
-                online: state.is_online(&d.computer),
+                user: d.user.as_deref().unwrap_or_default().to_owned(),
+                online: state.is_online(c),
             })
             .collect(),
         None => Vec::new(),
@@ -604,10 +603,9 @@ pub async fn cancel(
         let e = ledger::lock(&entry);
         require_on_alert(state, caller, &e, None)?;
         let showing: Vec<String> = e
-            .deliveries
-            .values()
-            .filter(|d| !d.state.is_final())
-            .map(|d| d.computer.clone())
+            .deliveries()
+            .filter(|(_, d)| !d.state.is_final())
+            .map(|(c, _)| c.to_string())
             .collect();
         (e.alert.clone(), showing)
     };
@@ -644,7 +642,7 @@ pub fn resume(state: &State, computer: &str, after_seq: u64) -> Vec<pb::ServerMe
     let mut out = Vec::new();
     for entry in state.book.all_live() {
         let e = ledger::lock(&entry);
-        let Some(d) = e.deliveries.get(computer) else {
+        let Some(d) = e.get(computer) else {
             continue;
         };
         if e.alert.cancelled {
@@ -763,12 +761,10 @@ async fn store_receipts(state: &State, batch_in: Vec<PendingReceipt>) {
             };
             // Several receipts for one delivery in a batch build on each other.
             let current = part.as_ref().and_then(|part| {
-                part.changed.get(&p.computer).cloned().or_else(|| {
-                    ledger::lock(&part.entry)
-                        .deliveries
-                        .get(&p.computer)
-                        .cloned()
-                })
+                part.changed
+                    .get(&p.computer)
+                    .cloned()
+                    .or_else(|| ledger::lock(&part.entry).get(&p.computer).cloned())
             });
             if let (Some(part), Some(mut d)) = (part, current) {
                 let at = if r.at_unix_ms > 0 {
@@ -777,7 +773,8 @@ async fn store_receipts(state: &State, batch_in: Vec<PendingReceipt>) {
                     now
                 };
                 let user: String = r.user.chars().take(64).collect();
-                if d.apply(to, at, Some(&user)) {
+                let name = (!user.is_empty()).then(|| state.book.names.get(&user));
+                if d.apply(to, at, name.as_ref()) {
                     part.stored.push(ledger::StoredReceipt {
                         computer: p.computer.clone(),
                         state: to,
@@ -817,7 +814,9 @@ async fn store_receipts(state: &State, batch_in: Vec<PendingReceipt>) {
     for (_, part) in parts {
         let mut e = ledger::lock(&part.entry);
         let id = e.alert.id.clone();
-        e.deliveries.extend(part.changed);
+        for (c, d) in part.changed {
+            e.set(&c, d);
+        }
         drop(e);
         state.hub.alert_changed(&id);
     }

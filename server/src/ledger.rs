@@ -11,15 +11,18 @@
 //! [`Entry`]: the alert and each computer's [`Delivery`], the result of
 //! replaying the stored receipts. Reconnecting agents, receipts, status and
 //! live watching read it without touching the store. Expired alerts are
-//! loaded from the store when someone asks for them.
+//! loaded from the store when someone asks for them. A week of alerts to
+//! 10,000 computers is millions of deliveries, so an entry keeps them in a
+//! vector sorted by computer id, and computer, unit and user names are
+//! [`Names`]: one allocation each, shared by every alert that names them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::UnixMs;
-use crate::domain::alert::{Alert, Delivery, DeliveryState, MAX_TTL_MS};
+use crate::domain::alert::{Alert, Delivery, DeliveryState, MAX_TTL_MS, Name};
 use crate::domain::org::UnitId;
 use crate::store::{Batch, Db, StoreError, Table, seq_key};
 
@@ -41,13 +44,47 @@ pub struct StoredReceipt {
     pub user: Option<String>,
 }
 
+/// The names deliveries hold, each allocated once.
+#[derive(Default)]
+pub struct Names {
+    set: Mutex<HashSet<Name>>,
+}
+
+impl Names {
+    fn lock(&self) -> MutexGuard<'_, HashSet<Name>> {
+        // Every change is one insert or retain: a poisoned set is whole.
+        self.set
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The shared copy of `s`.
+    pub fn get(&self, s: &str) -> Name {
+        intern(&mut self.lock(), s)
+    }
+
+    /// Forgets names that no delivery holds any more.
+    fn prune(&self) {
+        self.lock().retain(|n| Arc::strong_count(n) > 1);
+    }
+}
+
+fn intern(set: &mut HashSet<Name>, s: &str) -> Name {
+    if let Some(n) = set.get(s) {
+        return n.clone();
+    }
+    let n: Name = Arc::from(s);
+    set.insert(n.clone());
+    n
+}
+
 /// An alert and where each of its deliveries stands.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub seq: u64,
     pub alert: Alert,
-    /// computer id → its delivery.
-    pub deliveries: HashMap<String, Delivery>,
+    /// (computer id, its delivery), sorted by computer id.
+    deliveries: Vec<(Name, Delivery)>,
 }
 
 impl Entry {
@@ -56,11 +93,16 @@ impl Entry {
         seq: u64,
         alert: Alert,
         audience: impl IntoIterator<Item = (&'a String, &'a String)>,
+        names: &Names,
     ) -> Entry {
-        let deliveries = audience
+        let mut set = names.lock();
+        let mut deliveries: Vec<(Name, Delivery)> = audience
             .into_iter()
-            .map(|(c, u)| (c.clone(), Delivery::new(&alert.id, c, u, seq)))
+            .map(|(c, u)| (intern(&mut set, c), Delivery::new(intern(&mut set, u))))
             .collect();
+        drop(set);
+        deliveries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        deliveries.dedup_by(|a, b| a.0 == b.0);
         Entry {
             seq,
             alert,
@@ -68,35 +110,51 @@ impl Entry {
         }
     }
 
-    /// Replays stored receipts, in the order they were stored.
-    fn replay(&mut self, receipts: impl IntoIterator<Item = StoredReceipt>) {
-        for r in receipts {
-            if let Some(d) = self.deliveries.get_mut(&r.computer) {
-                d.apply(r.state, r.at, r.user.as_deref());
-            }
+    fn index(&self, computer: &str) -> Option<usize> {
+        self.deliveries
+            .binary_search_by(|(c, _)| (**c).cmp(computer))
+            .ok()
+    }
+
+    /// Computer `computer`'s delivery, if the alert went to it.
+    pub fn get(&self, computer: &str) -> Option<&Delivery> {
+        self.index(computer).map(|i| &self.deliveries[i].1)
+    }
+
+    /// Replaces computer `computer`'s delivery; one the alert did not go to
+    /// is ignored.
+    pub fn set(&mut self, computer: &str, d: Delivery) {
+        if let Some(i) = self.index(computer) {
+            self.deliveries[i].1 = d;
         }
     }
 
-    /// The deliveries ordered by computer id.
-    pub fn sorted(&self) -> Vec<&Delivery> {
-        let mut ds: Vec<&Delivery> = self.deliveries.values().collect();
-        ds.sort_by(|a, b| a.computer.cmp(&b.computer));
-        ds
+    /// Every (computer id, delivery), ordered by computer id.
+    pub fn deliveries(&self) -> impl ExactSizeIterator<Item = (&Name, &Delivery)> {
+        self.deliveries.iter().map(|(c, d)| (c, d))
+    }
+
+    /// Replays stored receipts, in the order they were stored.
+    fn replay(&mut self, receipts: impl IntoIterator<Item = StoredReceipt>, names: &Names) {
+        for r in receipts {
+            if let Some(i) = self.index(&r.computer) {
+                let user = r.user.as_deref().map(|u| names.get(u));
+                self.deliveries[i].1.apply(r.state, r.at, user.as_ref());
+            }
+        }
     }
 }
 
 /// Adds a new alert's records (alert, audience) to `batch`.
 pub fn put_new(batch: &mut Batch, entry: &Entry) {
+    // Deliveries are in computer order, so each unit's list is too.
     let mut audience = StoredAudience::default();
-    for d in entry.deliveries.values() {
+    for (c, d) in entry.deliveries() {
         audience
             .units
-            .entry(d.unit.clone())
+            .entry(d.unit.to_string())
             .or_default()
-            .push(d.computer.clone());
-    }
-    for computers in audience.units.values_mut() {
-        computers.sort();
+            .push(c.to_string());
     }
     batch.put_json(Table::Alerts, seq_key(entry.seq), &entry.alert);
     batch.put_json(Table::Audiences, seq_key(entry.seq), &audience);
@@ -112,25 +170,19 @@ pub fn put_receipts(batch: &mut Batch, alert_seq: u64, batch_seq: u64, rs: &[Sto
 }
 
 /// Reads an alert and its deliveries from the store.
-pub fn load(db: &Db, seq: u64) -> Result<Option<Entry>, StoreError> {
+pub fn load(db: &Db, seq: u64, names: &Names) -> Result<Option<Entry>, StoreError> {
     let Some(alert) = db.get::<Alert>(Table::Alerts, &seq_key(seq))? else {
         return Ok(None);
     };
     let audience: StoredAudience = db.get(Table::Audiences, &seq_key(seq))?.unwrap_or_default();
-    let mut entry = Entry {
-        seq,
-        deliveries: HashMap::with_capacity(audience.units.values().map(Vec::len).sum()),
-        alert,
-    };
-    for (unit, computers) in audience.units {
-        for c in computers {
-            let d = Delivery::new(&entry.alert.id, &c, &unit, seq);
-            entry.deliveries.insert(c, d);
-        }
-    }
+    let pairs = audience
+        .units
+        .iter()
+        .flat_map(|(unit, computers)| computers.iter().map(move |c| (c, unit)));
+    let mut entry = Entry::new(seq, alert, pairs, names);
     let batches =
         db.list_prefix::<Vec<StoredReceipt>>(Table::Receipts, &format!("{}/", seq_key(seq)))?;
-    entry.replay(batches.into_iter().flat_map(|(_, rs)| rs));
+    entry.replay(batches.into_iter().flat_map(|(_, rs)| rs), names);
     Ok(Some(entry))
 }
 
@@ -146,11 +198,13 @@ pub fn lock(e: &Shared) -> MutexGuard<'_, Entry> {
 #[derive(Default)]
 pub struct Book {
     live: RwLock<BTreeMap<u64, Shared>>,
+    pub names: Names,
 }
 
 impl Book {
     /// Loads every alert that has not expired at `now`.
     pub fn load(db: &Db, now: UnixMs) -> Result<Book, StoreError> {
+        let names = Names::default();
         let mut live = BTreeMap::new();
         let mut before: Option<String> = None;
         'pages: loop {
@@ -169,13 +223,14 @@ impl Book {
                 let Ok(seq) = key.parse::<u64>() else {
                     continue;
                 };
-                if let Some(e) = load(db, seq)? {
+                if let Some(e) = load(db, seq, &names)? {
                     live.insert(seq, Arc::new(Mutex::new(e)));
                 }
             }
         }
         Ok(Book {
             live: RwLock::new(live),
+            names,
         })
     }
 
@@ -196,8 +251,14 @@ impl Book {
         let seq = entry.seq;
         let shared = Arc::new(Mutex::new(entry));
         let mut live = self.write();
+        let before = live.len();
         live.retain(|_, e| lock(e).alert.expires_ms > now);
         live.insert(seq, shared.clone());
+        let forgot = live.len() <= before;
+        drop(live);
+        if forgot {
+            self.names.prune();
+        }
         shared
     }
 
@@ -211,7 +272,7 @@ impl Book {
         if let Some(e) = self.get(seq) {
             return Ok(Some(e));
         }
-        Ok(load(db, seq)?.map(|e| Arc::new(Mutex::new(e))))
+        Ok(load(db, seq, &self.names)?.map(|e| Arc::new(Mutex::new(e))))
     }
 
     /// Every live entry, oldest first.
@@ -252,6 +313,13 @@ mod tests {
         }
     }
 
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_delivery_in_memory_is_small() {
+        // A week of alerts to 10,000 computers is millions of these.
+        assert_eq!(std::mem::size_of::<(Name, Delivery)>(), 104);
+    }
+
     #[tokio::test]
     async fn stored_receipts_replay_to_the_same_states_and_expired_alerts_are_not_loaded() {
         let dir = tempfile::tempdir().unwrap();
@@ -262,8 +330,9 @@ mod tests {
             .collect();
         let now = 1_000_000;
         let mut batch = Batch::new();
-        let live = Entry::new(7, alert("al-7", now - 10, now + 1000), &audience);
-        let old = Entry::new(3, alert("al-3", now - 2000, now - 1), &audience);
+        let names = Names::default();
+        let live = Entry::new(7, alert("al-7", now - 10, now + 1000), &audience, &names);
+        let old = Entry::new(3, alert("al-3", now - 2000, now - 1), &audience, &names);
         put_new(&mut batch, &live);
         put_new(&mut batch, &old);
         // Two batches; the second builds on the first, a repeat changes nothing.
@@ -285,22 +354,27 @@ mod tests {
         );
         db.commit(batch).await.unwrap();
 
-        let e = load(&db, 7).unwrap().unwrap();
-        let ds = e.sorted();
+        let e = load(&db, 7, &names).unwrap().unwrap();
+        let ds: Vec<(&Name, &Delivery)> = e.deliveries().collect();
         assert_eq!(ds.len(), 2);
         assert_eq!(
             (
-                ds[0].computer.as_str(),
-                ds[0].state,
-                ds[0].delivered_ms,
-                ds[0].displayed_ms
+                &**ds[0].0,
+                ds[0].1.state,
+                ds[0].1.delivered_ms,
+                ds[0].1.displayed_ms
             ),
             ("c1", DeliveryState::Displayed, Some(5), Some(6))
         );
-        assert_eq!(ds[0].user.as_deref(), Some("anna"));
+        assert_eq!(ds[0].1.user.as_deref(), Some("anna"));
         assert_eq!(
-            (ds[1].unit.as_str(), ds[1].state),
-            ("u2", DeliveryState::Queued)
+            (&**ds[1].0, &*ds[1].1.unit, ds[1].1.state),
+            ("c2", "u2", DeliveryState::Queued)
+        );
+        assert!(e.get("nobody").is_none());
+        assert!(
+            Arc::ptr_eq(&e.deliveries[0].0, &live.deliveries[0].0),
+            "a computer's id is held once, however many alerts went to it"
         );
 
         let book = Book::load(&db, now).unwrap();
@@ -309,9 +383,11 @@ mod tests {
         let loaded = book.get_or_load(&db, 3).unwrap().unwrap();
         assert_eq!(lock(&loaded).alert.id, "al-3");
         assert!(book.get_or_load(&db, 99).unwrap().is_none());
-        // Inserting forgets alerts that expired meanwhile.
+        // Inserting forgets alerts that expired meanwhile, and the names
+        // only they held.
+        assert!(book.names.lock().contains("anna"));
         book.insert(
-            Entry::new(9, alert("al-9", now, now + 5000), &audience),
+            Entry::new(9, alert("al-9", now, now + 5000), &audience, &book.names),
             now + 2000,
         );
         assert_eq!(
@@ -321,5 +397,11 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![9]
         );
+        let names = book.names.lock();
+        assert!(
+            !names.contains("anna"),
+            "no live delivery names anna any more"
+        );
+        assert!(names.contains("c1") && names.contains("u2"));
     }
 }

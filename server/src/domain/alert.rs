@@ -145,28 +145,28 @@ pub fn validate(
     Ok((title.to_owned(), body.to_owned(), expires))
 }
 
-/// One computer's copy of an alert.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A computer id, unit id or user name as the delivery ledger keeps it:
+/// one shared allocation, however many deliveries name it.
+pub type Name = std::sync::Arc<str>;
+
+/// Where one computer's copy of an alert stands. The ledger keeps one per
+/// computer per live alert, keyed by computer id, so it holds only what
+/// differs between computers: 10,000 computers and a week of alerts make
+/// millions of these.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Delivery {
-    pub alert: String,
-    pub computer: String,
-    pub unit: UnitId,
-    /// Position in the computer's outbox.
-    pub seq: u64,
+    pub unit: Name,
     pub state: DeliveryState,
     pub delivered_ms: Option<UnixMs>,
     pub displayed_ms: Option<UnixMs>,
     pub dismissed_ms: Option<UnixMs>,
-    pub user: Option<String>,
+    pub user: Option<Name>,
 }
 
 impl Delivery {
-    pub fn new(alert: &str, computer: &str, unit: &str, seq: u64) -> Self {
+    pub fn new(unit: Name) -> Self {
         Delivery {
-            alert: alert.to_owned(),
-            computer: computer.to_owned(),
-            unit: unit.to_owned(),
-            seq,
+            unit,
             state: DeliveryState::Queued,
             delivered_ms: None,
             displayed_ms: None,
@@ -178,7 +178,7 @@ impl Delivery {
     /// Applies a receipt from the agent. States only move forward; a later
     /// state fills in the earlier ones it implies. Returns whether anything
     /// changed (a repeated receipt changes nothing).
-    pub fn apply(&mut self, to: DeliveryState, at: UnixMs, user: Option<&str>) -> bool {
+    pub fn apply(&mut self, to: DeliveryState, at: UnixMs, user: Option<&Name>) -> bool {
         if !matches!(
             to,
             DeliveryState::Delivered | DeliveryState::Displayed | DeliveryState::Dismissed
@@ -194,7 +194,7 @@ impl Delivery {
         if to.rank() >= DeliveryState::Displayed.rank() && self.displayed_ms.is_none() {
             self.displayed_ms = Some(at);
             if let Some(u) = user.filter(|u| !u.is_empty()) {
-                self.user = Some(u.to_owned());
+                self.user = Some(u.clone());
             }
         }
         if to == DeliveryState::Dismissed {
@@ -254,15 +254,16 @@ pub fn tally<'a>(
     now: UnixMs,
 ) -> (Counts, BTreeMap<UnitId, Counts>, bool) {
     let mut all = Counts::default();
-    let mut units: BTreeMap<UnitId, Counts> = BTreeMap::new();
+    let mut units: BTreeMap<&str, Counts> = BTreeMap::new();
     let mut open = false;
     for d in deliveries {
         let s = d.effective(alert, now);
         all.add(s);
-        units.entry(d.unit.clone()).or_default().add(s);
+        units.entry(&d.unit).or_default().add(s);
         let done = s.is_final() || (s == DeliveryState::Displayed && alert.is_over(now));
         open |= !done;
     }
+    let units = units.into_iter().map(|(u, c)| (u.to_owned(), c)).collect();
     (all, units, !open)
 }
 
@@ -337,13 +338,17 @@ mod tests {
             (Queued, Queued, Queued, false),
         ];
         for (from, to, want, changed) in cases {
-            let mut d = Delivery::new("a", "c", "u", 1);
+            let mut d = Delivery::new("u".into());
             d.state = from;
-            assert_eq!(d.apply(to, 5, Some("anna")), changed, "{from:?} + {to:?}");
+            assert_eq!(
+                d.apply(to, 5, Some(&"anna".into())),
+                changed,
+                "{from:?} + {to:?}"
+            );
             assert_eq!(d.state, want, "{from:?} + {to:?}");
         }
-        let mut d = Delivery::new("a", "c", "u", 1);
-        d.apply(Dismissed, 7, Some("anna"));
+        let mut d = Delivery::new("u".into());
+        d.apply(Dismissed, 7, Some(&"anna".into()));
         assert_eq!(
             (d.delivered_ms, d.displayed_ms, d.dismissed_ms),
             (Some(7), Some(7), Some(7))
@@ -355,8 +360,8 @@ mod tests {
     fn effective_state_and_tally() {
         let live = alert(100, false);
         let gone = alert(100, true);
-        let mut queued = Delivery::new("a", "c1", "u1", 1);
-        let mut shown = Delivery::new("a", "c2", "u2", 2);
+        let mut queued = Delivery::new("u1".into());
+        let mut shown = Delivery::new("u2".into());
         shown.apply(Displayed, 10, None);
         assert_eq!(queued.effective(&live, 50), Queued);
         assert_eq!(queued.effective(&live, 100), Expired);
