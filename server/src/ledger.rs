@@ -136,9 +136,10 @@ impl Entry {
 
     /// Replays stored receipts, in the order they were stored.
     fn replay(&mut self, receipts: impl IntoIterator<Item = StoredReceipt>, names: &Names) {
+        let mut set = names.lock();
         for r in receipts {
             if let Some(i) = self.index(&r.computer) {
-                let user = r.user.as_deref().map(|u| names.get(u));
+                let user = r.user.as_deref().map(|u| intern(&mut set, u));
                 self.deliveries[i].1.apply(r.state, r.at, user.as_ref());
             }
         }
@@ -253,8 +254,8 @@ impl Book {
         let mut live = self.write();
         let before = live.len();
         live.retain(|_, e| lock(e).alert.expires_ms > now);
+        let forgot = live.len() < before;
         live.insert(seq, shared.clone());
-        let forgot = live.len() <= before;
         drop(live);
         if forgot {
             self.names.prune();
